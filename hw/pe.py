@@ -1,0 +1,375 @@
+"""The row-stationary processing element.
+
+One PE runs Eyeriss's 1-D primitive: ``p`` filter rows of ``S`` taps over ``q`` channels stay in
+the filter scratchpad while ifmap rows stream through a sliding window, and each output column
+``x`` of each filter ``f`` leaves as one partial sum::
+
+    psum_out[f, x] = psum_in[f, x] + sum_{c < q, s < S} w[f, c, s] * i[c, x*stride + s]
+
+Stream formats (all words signed, two's complement):
+
+* ``filter`` -- ``p*q*S`` words once per pass, ordered ``for f: for s: for c``. The order makes
+  the filter address ``f*q*S + k`` where ``k = s*q + c`` is also the window index below.
+* ``ifmap`` -- ``rows`` ifmap rows, each ``W`` columns of ``q`` channels (``for col: for c``).
+  Every column is sent, also those that no output uses (stride > S, or a ragged right edge);
+  the PE drops them after receiving them, which keeps multicast to a diagonal of PEs simple.
+* ``psum_in`` -- when ``psum_in_en``: ``rows * F * p`` words ordered ``for row: for x: for f``,
+  added to the local sums (the PE below in the column, or the global buffer between passes).
+* ``psum_out`` -- ``rows * F * p`` words in that same order.
+
+Why this shape:
+
+* The ifmap scratchpad is a ring of ``ring_cols >= S`` columns. Columns beyond the current
+  window are written while the MAC works on the window, so ifmap delivery overlaps compute
+  whenever ``q * (S + 1)`` fits in the scratchpad.
+* For each window value the PE reads the ifmap scratchpad once and meets all ``p`` filters
+  (the loop over ``f`` is innermost): a zero value then gates ``p`` filter reads and ``p``
+  MACs at once (Eyeriss zero-gating). Gated slots keep their cycle, so the schedule -- and the
+  performance model -- does not depend on the data; they save energy, which the counters show.
+* The psum scratchpad is a register file updated in the last pipeline stage
+  (read-modify-write in one cycle), so back-to-back updates of the same filter need no
+  forwarding, whatever ``p`` is. The last tap of a column goes straight to a small output FIFO
+  instead of back into the scratchpad, so no drain phase interrupts the MAC.
+
+Pipeline: issue (window and filter addresses, ifmap scratchpad read, filter scratchpad read
+request) -> multiply (filter data arrives) -> accumulate. A full output FIFO stalls all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .params import AcceleratorParams
+
+__all__ = ["PE", "PERowConfig", "PE_COUNTERS", "MAX_ROW_WIDTH", "MAX_STRIDE"]
+
+#: Longest ifmap row a PE accepts (AlexNet CONV1 needs 227).
+MAX_ROW_WIDTH = 4095
+#: Largest convolution stride.
+MAX_STRIDE = 15
+#: Most ifmap rows one filter load serves in a pass.
+MAX_ROWS = 65535
+
+#: Counter names in the order of the ``counters`` port.
+PE_COUNTERS = ("macs", "gated_macs", "filter_reads", "filter_writes",
+               "ifmap_reads", "ifmap_writes", "psum_reads", "psum_writes")
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+@dataclass(frozen=True, kw_only=True)
+class PERowConfig:
+    """What one PE is programmed with for a processing pass.
+
+    The fields a user chooses; :meth:`fields` adds the derived values the hardware needs so
+    that no PE carries a multiplier or divider for its configuration.
+    """
+    taps: int            # S
+    channels: int        # q
+    filters: int         # p
+    stride: int = 1
+    width: int           # W, ifmap row width (after padding)
+    rows: int = 1        # ifmap rows processed with the same filters
+    psum_in: bool = False
+    ring_cols: int = 0   # 0: as many window columns as the ifmap scratchpad holds
+
+    @property
+    def out_width(self) -> int:
+        return (self.width - self.taps) // self.stride + 1
+
+    def fields(self, *, ifmap_depth: int, filter_depth: int, psum_depth: int) -> dict:
+        """Derived register values, after checking the PE can execute this configuration."""
+        def need(name, value, lo, hi, why=""):
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} = {value} is out of range: allowed {lo}..{hi}{why}")
+        need("channels", self.channels, 1, ifmap_depth, " (ifmap scratchpad depth)")
+        need("taps", self.taps, 1, ifmap_depth // self.channels,
+             f" (ifmap scratchpad {ifmap_depth} words / {self.channels} channels)")
+        need("filters", self.filters, 1, psum_depth, " (psum scratchpad depth)")
+        fw = self.filters * self.channels * self.taps
+        need("filters x channels x taps", fw, 1, filter_depth, " (filter scratchpad depth)")
+        need("stride", self.stride, 1, MAX_STRIDE)
+        need("width", self.width, self.taps, MAX_ROW_WIDTH, " (at least the taps)")
+        need("rows", self.rows, 1, MAX_ROWS)
+        ring_cols = self.ring_cols or ifmap_depth // self.channels
+        need("ring_cols", ring_cols, self.taps, ifmap_depth // self.channels)
+        ring_words = ring_cols * self.channels
+        return dict(
+            taps=self.taps, channels=self.channels, filters=self.filters, stride=self.stride,
+            width=self.width, out_width=self.out_width, rows=self.rows,
+            psum_in_en=int(self.psum_in),
+            window_words=self.channels * self.taps, filter_words=fw,
+            ring_cols=ring_cols, ring_words=ring_words,
+            step_words=(self.stride * self.channels) % ring_words,
+        )
+
+
+def pe_config_layout(ifmap_depth: int, filter_depth: int, psum_depth: int) -> data.StructLayout:
+    """The ``cfg`` port's layout; widths follow the scratchpad depths."""
+    return data.StructLayout({
+        "taps":         unsigned(_bits(ifmap_depth)),
+        "channels":     unsigned(_bits(ifmap_depth)),
+        "filters":      unsigned(_bits(psum_depth)),
+        "stride":       unsigned(_bits(MAX_STRIDE)),
+        "width":        unsigned(_bits(MAX_ROW_WIDTH)),
+        "out_width":    unsigned(_bits(MAX_ROW_WIDTH)),
+        "rows":         unsigned(_bits(MAX_ROWS)),
+        "psum_in_en":   unsigned(1),
+        "window_words": unsigned(_bits(ifmap_depth)),
+        "filter_words": unsigned(_bits(filter_depth)),
+        "ring_cols":    unsigned(_bits(ifmap_depth)),
+        "ring_words":   unsigned(_bits(ifmap_depth)),
+        "step_words":   unsigned(_bits(ifmap_depth)),
+    })
+
+
+class _Phase(enum.Enum, shape=2):
+    IDLE = 0
+    LOAD = 1
+    RUN = 2
+    DRAIN = 3
+
+
+class PE(wiring.Component):
+    """A row-stationary PE with zero-gating and access counters.
+
+    Program ``cfg`` (see :class:`PERowConfig`), pulse ``start`` while ``busy`` is low, then
+    stream filters, ifmaps (and psums in); ``busy`` falls after the last psum has left.
+    ``cfg`` must stay stable while ``busy``. Counters accumulate from reset.
+    """
+
+    def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
+                 filter_depth: int, psum_depth: int, counter_width: int = 32,
+                 out_fifo_depth: int = 2):
+        if psum_width < 2 * data_width:
+            raise ValueError(f"psum_width = {psum_width} is out of range: allowed "
+                             f"{2 * data_width}..64")
+        if out_fifo_depth < 1:
+            raise ValueError(f"out_fifo_depth = {out_fifo_depth} is out of range: allowed >= 1")
+        self._dw = data_width
+        self._pw = psum_width
+        self._ifmap_depth = ifmap_depth
+        self._filter_depth = filter_depth
+        self._psum_depth = psum_depth
+        self._cw = counter_width
+        self._out_fifo_depth = out_fifo_depth
+        self.cfg_layout = pe_config_layout(ifmap_depth, filter_depth, psum_depth)
+        super().__init__({
+            "cfg":      In(self.cfg_layout),
+            "start":    In(1),
+            "busy":     Out(1),
+            "filter":   In(stream.Signature(signed(data_width))),
+            "ifmap":    In(stream.Signature(signed(data_width))),
+            "psum_in":  In(stream.Signature(signed(psum_width))),
+            "psum_out": Out(stream.Signature(signed(psum_width))),
+            "counters": Out(data.StructLayout({n: unsigned(counter_width)
+                                               for n in PE_COUNTERS})),
+        })
+
+    @classmethod
+    def from_params(cls, params: AcceleratorParams, **kwargs) -> "PE":
+        return cls(data_width=params.data_width, psum_width=params.psum_width,
+                   ifmap_depth=params.ifmap_spad_depth, filter_depth=params.filter_spad_depth,
+                   psum_depth=params.psum_spad_depth, counter_width=params.counter_width,
+                   **kwargs)
+
+    @property
+    def data_width(self):
+        return self._dw
+
+    @property
+    def psum_width(self):
+        return self._pw
+
+    def config_fields(self, cfg: PERowConfig) -> dict:
+        return cfg.fields(ifmap_depth=self._ifmap_depth, filter_depth=self._filter_depth,
+                          psum_depth=self._psum_depth)
+
+    def pack_config(self, cfg: PERowConfig) -> int:
+        """The ``cfg`` port's bit pattern (for Verilog benches)."""
+        return self.cfg_layout.const(self.config_fields(cfg)).as_bits()
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        dw, pw = self._dw, self._pw
+
+        # ---- storage ---------------------------------------------------------------------
+        m.submodules.filter_spad = filter_spad = Memory(
+            shape=signed(dw), depth=self._filter_depth, init=[])
+        f_wr = filter_spad.write_port()
+        f_rd = filter_spad.read_port(domain="sync")
+        m.submodules.ifmap_spad = ifmap_spad = Memory(
+            shape=signed(dw), depth=self._ifmap_depth, init=[])
+        i_wr = ifmap_spad.write_port()
+        i_rd = ifmap_spad.read_port(domain="comb")
+        psum_spad = Array(Signal(signed(pw), name=f"psum{n}") for n in range(self._psum_depth))
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(
+            width=pw, depth=self._out_fifo_depth)
+
+        phase = Signal(_Phase)
+        row = Signal.like(cfg.rows)
+        fw_addr = Signal(range(self._filter_depth + 1))
+
+        # Ifmap write side (ring of ring_cols columns x q channels).
+        wcol = Signal(range(MAX_ROW_WIDTH + 2))     # column being received = columns complete
+        wch = Signal.like(cfg.channels)
+        wr_addr = Signal(range(self._ifmap_depth + 1))
+        # Issue side.
+        x = Signal(range(MAX_ROW_WIDTH + 2))        # output column being issued
+        xs = Signal(range(MAX_ROW_WIDTH + MAX_STRIDE + 2))  # x * stride
+        base = Signal(range(self._ifmap_depth + 1))  # ring address of the window start
+        k = Signal(range(self._ifmap_depth + 1))     # window index (s*q + c)
+        rd_addr = Signal(range(self._ifmap_depth + 1))
+        f = Signal(range(self._psum_depth + 1))
+        f_addr = Signal(range(self._filter_depth + 1))
+
+        x_all_issued = Signal()
+        m.d.comb += x_all_issued.eq(x == cfg.out_width)
+        row_done = Signal()
+        m.d.comb += row_done.eq(x_all_issued & (wcol == cfg.width))
+
+        # ---- pipeline registers ----------------------------------------------------------
+        v1 = Signal(); f1 = Signal.like(f); first1 = Signal(); last1 = Signal()
+        zero1 = Signal(); i1 = Signal(signed(dw))
+        v2 = Signal(); f2 = Signal.like(f); first2 = Signal(); last2 = Signal()
+        zero2 = Signal(); prod2 = Signal(signed(2 * dw))
+
+        stall = Signal()
+        m.d.comb += stall.eq(v2 & last2 & ~out_fifo.w_rdy)
+
+        # ---- counters ----------------------------------------------------------------------
+        cnt = self.counters
+
+        def count(name, cond):
+            with m.If(cond):
+                m.d.sync += cnt[name].eq(cnt[name] + 1)
+
+        # ---- control -----------------------------------------------------------------------
+        with m.Switch(phase):
+            with m.Case(_Phase.IDLE):
+                with m.If(self.start):
+                    m.d.sync += [phase.eq(_Phase.LOAD), fw_addr.eq(0), row.eq(0)]
+            with m.Case(_Phase.LOAD):
+                m.d.comb += [
+                    self.filter.ready.eq(1),
+                    f_wr.addr.eq(fw_addr),
+                    f_wr.data.eq(self.filter.payload),
+                    f_wr.en.eq(self.filter.valid),
+                ]
+                count("filter_writes", self.filter.valid)
+                with m.If(self.filter.valid):
+                    m.d.sync += fw_addr.eq(fw_addr + 1)
+                    with m.If(fw_addr == cfg.filter_words - 1):
+                        m.d.sync += phase.eq(_Phase.RUN)
+            with m.Case(_Phase.RUN):
+                with m.If(row_done):
+                    m.d.sync += [row.eq(row + 1), wcol.eq(0), wch.eq(0), wr_addr.eq(0),
+                                 x.eq(0), xs.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
+                                 f.eq(0), f_addr.eq(0)]
+                    with m.If(row == cfg.rows - 1):
+                        m.d.sync += phase.eq(_Phase.DRAIN)
+            with m.Case(_Phase.DRAIN):
+                with m.If(~v1 & ~v2 & ~out_fifo.r_rdy & ~self.psum_out.valid):
+                    m.d.sync += phase.eq(_Phase.IDLE)
+
+        m.d.comb += self.busy.eq(phase != _Phase.IDLE)
+
+        # ---- ifmap write side --------------------------------------------------------------
+        in_run = phase == _Phase.RUN
+        accept = Signal()
+        m.d.comb += accept.eq(in_run & ~row_done & (wcol != cfg.width) &
+                              (x_all_issued | (wcol < xs + cfg.ring_cols)))
+        m.d.comb += [
+            self.ifmap.ready.eq(accept),
+            i_wr.addr.eq(wr_addr),
+            i_wr.data.eq(self.ifmap.payload),
+            i_wr.en.eq(accept & self.ifmap.valid),
+        ]
+        count("ifmap_writes", accept & self.ifmap.valid)
+        with m.If(accept & self.ifmap.valid):
+            m.d.sync += wr_addr.eq(Mux(wr_addr == cfg.ring_words - 1, 0, wr_addr + 1))
+            with m.If(wch == cfg.channels - 1):
+                m.d.sync += [wch.eq(0), wcol.eq(wcol + 1)]
+            with m.Else():
+                m.d.sync += wch.eq(wch + 1)
+
+        # ---- issue -------------------------------------------------------------------------
+        issue = Signal()
+        m.d.comb += issue.eq(in_run & ~x_all_issued & (wcol >= xs + cfg.taps) & ~stall)
+        first_f = f == 0
+        zero0 = Signal()
+        m.d.comb += [
+            i_rd.addr.eq(rd_addr),
+            zero0.eq(Mux(first_f, i_rd.data == 0, zero1)),
+            f_rd.addr.eq(f_addr),
+            f_rd.en.eq(issue & ~zero0),
+        ]
+        count("ifmap_reads", issue & first_f)
+        count("filter_reads", issue & ~zero0)
+        count("macs", issue & ~zero0)
+        count("gated_macs", issue & zero0)
+        with m.If(issue):
+            last_f = f == cfg.filters - 1
+            last_k = k == cfg.window_words - 1
+            with m.If(~last_f):
+                m.d.sync += [f.eq(f + 1), f_addr.eq(f_addr + cfg.window_words)]
+            with m.Else():
+                m.d.sync += [f.eq(0), f_addr.eq(k + 1), k.eq(k + 1),
+                             rd_addr.eq(Mux(rd_addr == cfg.ring_words - 1, 0, rd_addr + 1))]
+                with m.If(last_k):
+                    next_base = base + cfg.step_words
+                    wrapped = Mux(next_base >= cfg.ring_words, next_base - cfg.ring_words,
+                                  next_base)
+                    m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1), xs.eq(xs + cfg.stride),
+                                 base.eq(wrapped), rd_addr.eq(wrapped)]
+            m.d.sync += [first1.eq(k == 0), last1.eq(last_k), f1.eq(f), zero1.eq(zero0)]
+            with m.If(first_f):
+                m.d.sync += i1.eq(i_rd.data)
+        with m.If(~stall):
+            m.d.sync += v1.eq(issue)
+
+        # ---- multiply ----------------------------------------------------------------------
+        with m.If(~stall):
+            m.d.sync += [v2.eq(v1), f2.eq(f1), first2.eq(first1), last2.eq(last1),
+                         zero2.eq(zero1), prod2.eq(Mux(zero1, 0, f_rd.data * i1))]
+
+        # ---- accumulate --------------------------------------------------------------------
+        acc = psum_spad[f2]
+        total = Signal(signed(pw))
+        m.d.comb += total.eq(Mux(first2, prod2, acc + prod2))
+        go2 = v2 & ~stall
+        with m.If(go2):
+            with m.If(last2):
+                pass  # the finished sum goes to the output FIFO below
+            with m.Elif(first2 | ~zero2):
+                m.d.sync += acc.eq(total)
+        m.d.comb += [out_fifo.w_data.eq(total), out_fifo.w_en.eq(go2 & last2)]
+        # psum scratchpad traffic: first tap writes, middle taps read and write (unless gated),
+        # last tap reads (unless it is also the first).
+        count("psum_reads", go2 & ~first2 & (last2 | ~zero2))
+        count("psum_writes", go2 & ~last2 & (first2 | ~zero2))
+
+        # ---- output: add psum_in, registered ------------------------------------------------
+        out = self.psum_out
+        use_in = cfg.psum_in_en
+        can_load = ~out.valid | out.ready
+        both = out_fifo.r_rdy & (self.psum_in.valid | ~use_in)
+        m.d.comb += [
+            out_fifo.r_en.eq(can_load & both),
+            self.psum_in.ready.eq(can_load & out_fifo.r_rdy & use_in),
+        ]
+        with m.If(can_load):
+            m.d.sync += out.valid.eq(both)
+            with m.If(both):
+                m.d.sync += out.payload.eq(
+                    out_fifo.r_data.as_signed() + Mux(use_in, self.psum_in.payload, 0))
+        return m
+
