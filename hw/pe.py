@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import AcceleratorParams
 
-__all__ = ["PE", "PERowConfig", "PE_COUNTERS", "MAX_ROW_WIDTH", "MAX_STRIDE"]
+__all__ = ["PE", "PERowConfig", "PE_COUNTERS", "MAX_ROW_WIDTH", "MAX_STRIDE", "pe_depths"]
 
 #: Longest ifmap row a PE accepts (AlexNet CONV1 needs 227).
 MAX_ROW_WIDTH = 4095
@@ -83,6 +83,11 @@ class PERowConfig:
     @property
     def out_width(self) -> int:
         return (self.width - self.taps) // self.stride + 1
+
+    def pack(self, *, ifmap_depth: int, filter_depth: int, psum_depth: int) -> int:
+        """The ``cfg`` port's bit pattern for a PE with these scratchpad depths."""
+        depths = dict(ifmap_depth=ifmap_depth, filter_depth=filter_depth, psum_depth=psum_depth)
+        return pe_config_layout(**depths).const(self.fields(**depths)).as_bits()
 
     def fields(self, *, ifmap_depth: int, filter_depth: int, psum_depth: int) -> dict:
         """Derived register values, after checking the PE can execute this configuration."""
@@ -128,6 +133,17 @@ def pe_config_layout(ifmap_depth: int, filter_depth: int, psum_depth: int) -> da
         "ring_words":   unsigned(_bits(ifmap_depth)),
         "step_words":   unsigned(_bits(ifmap_depth)),
     })
+
+
+def pe_depths(params: AcceleratorParams) -> dict:
+    """The scratchpad depths a :class:`PERowConfig` is checked and packed against."""
+    return dict(ifmap_depth=params.ifmap_spad_depth, filter_depth=params.filter_spad_depth,
+                psum_depth=params.psum_spad_depth)
+
+
+def pe_depths_of(pe: "PE") -> dict:
+    return dict(ifmap_depth=pe._ifmap_depth, filter_depth=pe._filter_depth,
+                psum_depth=pe._psum_depth)
 
 
 class _Phase(enum.Enum, shape=2):
@@ -188,13 +204,9 @@ class PE(wiring.Component):
     def psum_width(self):
         return self._pw
 
-    def config_fields(self, cfg: PERowConfig) -> dict:
-        return cfg.fields(ifmap_depth=self._ifmap_depth, filter_depth=self._filter_depth,
-                          psum_depth=self._psum_depth)
-
     def pack_config(self, cfg: PERowConfig) -> int:
         """The ``cfg`` port's bit pattern (for Verilog benches)."""
-        return self.cfg_layout.const(self.config_fields(cfg)).as_bits()
+        return cfg.pack(**pe_depths_of(self))
 
     def elaborate(self, platform):
         m = Module()

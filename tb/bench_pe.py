@@ -17,7 +17,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hw.params import from_dict
-from hw.pe import PE, PE_COUNTERS
+from hw.pe import PE_COUNTERS, pe_depths
 from tb.cocotb_streams import StreamSink, StreamSource
 from tb.pe_vectors import case_from_dict
 
@@ -32,7 +32,7 @@ def _counters(dut, width: int) -> dict[str, int]:
 async def pe_cases(dut):
     spec = json.loads(Path(os.environ["ROWSTAT_BENCH_SPEC"]).read_text())
     params = from_dict(spec["params"])
-    pe = PE.from_params(params)         # not elaborated: only packs configurations
+    depths = pe_depths(params)
     stall = float(spec["stall_prob"])
 
     Clock(dut.clk, 10, unit="ns").start()
@@ -52,7 +52,7 @@ async def pe_cases(dut):
         rng = random.Random(int(spec["seed"]) * 7919 + n)
         kw = dict(rng=rng, stall_prob=stall)
         await RisingEdge(dut.clk)
-        dut.cfg.value = pe.pack_config(case.cfg)
+        dut.cfg.value = case.cfg.pack(**depths)
         sink = StreamSink(dut, "psum_out", dut.clk, **kw).start()
         sources = [StreamSource(dut, "filter", dut.clk, **kw).start(case.filter_stream),
                    StreamSource(dut, "ifmap", dut.clk, **kw).start(case.ifmap_stream),

@@ -1,13 +1,13 @@
-"""The generated PE Verilog on Verilator and Icarus, one parametrization, random stalls."""
+"""The generated PE Verilog on Verilator and Icarus: one parametrization, random stalls on
+every stream, every psum word and counter compared with the golden model (the same cases as
+``rowstat pe``)."""
 
-import numpy as np
 import pytest
 
 from gen.emit import emit
 from hw.params import PRESETS
-from tb.pe_vectors import case_to_dict, extreme_case, make_case, random_config
-from tb.runner import SIMULATORS, run_bench
-from hw.pe import PERowConfig
+from tb.pe_regression import run_pe_regression
+from tb.runner import SIMULATORS
 
 TINY = PRESETS["tiny"]
 
@@ -19,28 +19,12 @@ def verilog(tmp_path_factory):
     return out / "rowstat_pe.v"
 
 
-def cases(seed: int) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for n in range(10):
-        cfg = random_config(rng, ifmap_depth=TINY.ifmap_spad_depth,
-                            filter_depth=TINY.filter_spad_depth,
-                            psum_depth=TINY.psum_spad_depth)
-        out.append(make_case(rng, cfg, data_width=TINY.data_width,
-                             psum_width=TINY.psum_width, zero_fraction=[0.0, 0.5, 0.9][n % 3]))
-    out.append(extreme_case(PERowConfig(taps=3, channels=4, filters=2, width=8, rows=2,
-                                        psum_in=True),
-                            data_width=TINY.data_width, psum_width=TINY.psum_width))
-    return [case_to_dict(c) for c in out]
-
-
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_pe_verilog_matches_golden(sim, verilog, tmp_path):
-    spec = {"params": TINY.to_dict(), "seed": 5, "stall_prob": 0.3, "cases": cases(5)}
-    result = run_bench(sim=sim, verilog=[verilog], toplevel="rowstat_pe",
-                       module="tb.bench_pe", spec=spec, work=tmp_path)
-    assert len(result.cases) == len(spec["cases"]), f"bench did not finish; see {result.log}"
-    for r in result.cases:
+    s = run_pe_regression(TINY, verilog, sim=sim, work=tmp_path, count=12, seed=5,
+                          stall_prob=0.3)
+    assert s["cases_run"] == s["cases"] >= 15, f"bench stopped early; see {s['log']}"
+    for r in s["results"]:
         assert r["match"], r
-        assert r["counters"] == r["expected_counters"], r
-    assert result.passed, f"cocotb reported a failure; see {result.log}"
+        assert r["counters_match"], r
+    assert s["passed"], f"cocotb reported a failure; see {s['log']}"

@@ -1,0 +1,223 @@
+"""The ``rowstat`` command line: the one place that ties hw/, gen/ and tb/ together.
+
+Exit status: 0 success, 1 a simulation mismatch or failure, 2 bad input (one line on stderr
+naming the problem, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from hw.params import PRESETS, AcceleratorParams, load_toml, preset
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
+        raise UsageError(message)
+
+
+def _params(args) -> AcceleratorParams:
+    if args.config and args.preset:
+        raise UsageError("give --preset or --config, not both")
+    if args.config:
+        return load_toml(args.config)
+    return preset(args.preset or "tiny")
+
+
+def _add_design(p: argparse.ArgumentParser, *, default_help: str = "tiny"):
+    g = p.add_argument_group("design point")
+    g.add_argument("--preset", metavar="NAME",
+                   help=f"named parameter set: {', '.join(PRESETS)} (default {default_help})")
+    g.add_argument("--config", metavar="FILE.toml",
+                   help="parameters from TOML (keys as in `rowstat presets --toml`; "
+                        "`preset = NAME` starts from a preset)")
+
+
+def cmd_generate(args) -> int:
+    from gen.emit import emit
+    params = _params(args)
+    manifest = emit(params, args.output)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        for stem, top in manifest["tops"].items():
+            print(f"wrote {Path(args.output) / top['file']}  ({len(top['ports'])} ports)")
+        print(f"wrote {Path(args.output) / 'manifest.json'}  (preset {params.name}, "
+              f"hash {params.hardware_hash})")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from hw.params import dump_toml
+    if args.toml:
+        print(dump_toml(preset(args.toml)), end="")
+        return 0
+    print(f"{'preset':8} {'array':>6} {'data':>4} {'psum':>4} {'ifmap/filter/psum spad':>23} "
+          f"{'GLB KiB':>7} {'banks':>5} {'MHz':>4}")
+    for p in PRESETS.values():
+        spads = f"{p.ifmap_spad_depth}/{p.filter_spad_depth}/{p.psum_spad_depth}"
+        print(f"{p.name:8} {p.rows:>3}x{p.cols:<2} {p.data_width:>4} {p.psum_width:>4} "
+              f"{spads:>23} {p.glb_kib:>7} {p.glb_banks:>5} {p.clock_mhz:>4}")
+    return 0
+
+
+def _pe_regressions(params, out: Path, sims, *, cases: int, seed: int, stall: float,
+                    waves: bool, progress) -> list[dict]:
+    from gen.emit import emit
+    from tb.pe_regression import run_pe_regression
+    emit(params, out)
+    summaries = []
+    for sim in sims:
+        progress(f"[{sim}] building and running {cases} random + representative PE passes "
+                 f"(stall probability {stall}) ...")
+        summaries.append(run_pe_regression(params, out / "rowstat_pe.v", sim=sim,
+                                           work=out / "sim", count=cases, seed=seed,
+                                           stall_prob=stall, waves=waves))
+    return summaries
+
+
+def _print_summary(s: dict, *, detail: bool):
+    verdict = "PASSED" if s["passed"] else "FAILED"
+    print(f"[{s['sim']}] PE regression {verdict}: {s['cases_run']}/{s['cases']} passes, "
+          f"{s['words_checked']} psum words and all counters compared with the golden model "
+          f"(build {s['build_seconds']} s, simulation {s['sim_seconds']} s)")
+    if detail or not s["passed"]:
+        for r in s["results"]:
+            mark = "ok " if r["match"] and r["counters_match"] else "BAD"
+            gated = r["gated_macs"] / max(1, r["gated_macs"] + r["macs"])
+            print(f"  {mark} {r['case']:<60} cycles {r['cycles']:>6}  "
+                  f"MAC slots {r['mac_slots']:>6}  gated {gated:6.1%}")
+            if r["first_mismatch"]:
+                print(f"      first mismatch: {r['first_mismatch']}")
+    if not s["passed"]:
+        print(f"  simulator log: {s['log']}")
+
+
+def cmd_pe(args) -> int:
+    from tb.runner import SIMULATORS
+    params = _params(args)
+    sims = SIMULATORS if args.sim == "both" else (args.sim,)
+    quiet = args.json
+    out = Path(args.output or f"build/{params.name}")
+    summaries = _pe_regressions(params, out, sims, cases=args.cases, seed=args.seed,
+                                stall=args.stall_prob, waves=args.waves,
+                                progress=(lambda m: None) if quiet else
+                                (lambda m: print(m, flush=True)))
+    if args.json:
+        print(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
+    else:
+        for s in summaries:
+            _print_summary(s, detail=args.verbose)
+    return 0 if all(s["passed"] for s in summaries) else 1
+
+
+def cmd_demo(args) -> int:
+    """Generate the chosen preset, regress its PE on both simulators, report."""
+    from tb.runner import SIMULATORS
+    t0 = time.monotonic()
+    params = _params(args)
+    out = Path(args.output or f"build/{params.name}")
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    say(f"rowstat demo: preset {params.name} -- {params.rows}x{params.cols} PEs, "
+        f"{params.data_width}-bit data, {params.psum_width}-bit psums, spads "
+        f"{params.ifmap_spad_depth}/{params.filter_spad_depth}/{params.psum_spad_depth} words, "
+        f"{params.glb_kib} KiB global buffer")
+    from gen.emit import emit
+    manifest = emit(params, out)
+    say(f"generated {out / 'rowstat_pe.v'} and {out / 'manifest.json'} "
+        f"(hash {manifest['hardware_hash']})")
+    checked = _pe_regressions(params, out, SIMULATORS, cases=args.cases, seed=args.seed,
+                              stall=0.3, waves=False, progress=say)
+    for s in checked:
+        _print_summary(s, detail=False)
+    # Stall-free run: how busy the MAC stays on the foldings a mapper would use.
+    say("[verilator] stall-free run for the MAC utilization of representative foldings ...")
+    (free,) = _pe_regressions(params, out, ("verilator",), cases=0, seed=args.seed, stall=0.0,
+                              waves=False, progress=lambda m: None)
+    print(f"\n{'PE pass (no stalls)':<62} {'cycles':>7} {'MAC slots':>9} {'MAC busy':>8} "
+          f"{'gated':>6}")
+    for r in free["results"]:
+        gated = r["gated_macs"] / max(1, r["gated_macs"] + r["macs"])
+        print(f"{r['case']:<62} {r['cycles']:>7} {r['mac_slots']:>9} "
+              f"{r['mac_utilization']:>8.1%} {gated:>6.1%}")
+    ok = all(s["passed"] for s in checked) and free["passed"]
+    print(f"\n{'PASS' if ok else 'FAIL'}: PE of preset {params.name} matches the golden model on "
+          f"{', '.join(s['sim'] for s in checked)} ({time.monotonic() - t0:.0f} s)")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rowstat", description="Generator of Eyeriss-style row-stationary CNN "
+                "accelerators: Verilog, cocotb regressions against a numpy golden model.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="write the Verilog and manifest.json of a design point")
+    _add_design(g)
+    g.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    g.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("pe", help="run the PE regression (cocotb, golden model) on a simulator")
+    _add_design(r)
+    r.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "both"],
+                   help="simulator (default verilator)")
+    r.add_argument("--cases", type=int, default=12, metavar="N",
+                   help="random passes besides the representative ones (default 12)")
+    r.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    r.add_argument("--stall-prob", type=float, default=0.3, metavar="P",
+                   help="probability of an idle/stall cycle on every stream (default 0.3)")
+    r.add_argument("--waves", action="store_true", help="dump waveforms in the build folder")
+    r.add_argument("--json", action="store_true", help="print one JSON summary")
+    r.add_argument("-v", "--verbose", action="store_true", help="one line per pass")
+    r.add_argument("-o", "--output", metavar="DIR", help="work directory (default build/PRESET)")
+    r.set_defaults(func=cmd_pe)
+
+    d = sub.add_parser("demo", help="the main job: generate a preset (default eyeriss), "
+                       "regress its PE on Verilator and Icarus, report")
+    _add_design(d, default_help="eyeriss")
+    d.add_argument("--cases", type=int, default=8, metavar="N",
+                   help="random passes besides the representative ones (default 8)")
+    d.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    d.add_argument("-o", "--output", metavar="DIR", help="work directory (default build/PRESET)")
+    d.set_defaults(func=cmd_demo, demo=True)
+
+    s = sub.add_parser("presets", help="list the presets (or print one as TOML)")
+    s.add_argument("--toml", metavar="NAME", help="print preset NAME as a TOML config")
+    s.set_defaults(func=cmd_presets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if getattr(args, "demo", False) and not args.preset and not args.config:
+            args.preset = "eyeriss"
+        if getattr(args, "cases", 0) < 0:
+            raise UsageError(f"--cases = {args.cases} is out of range: allowed >= 0")
+        return args.func(args)
+    except (UsageError, ValueError) as e:
+        print(f"rowstat: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # a simulator that is not installed, a failed build
+        print(f"rowstat: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The command line: generate, manifest, exit statuses, one-line errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gen.cli import main
+from tb.runner import setup_simulator
+
+
+def run(*args):
+    """The installed console script, as a user runs it."""
+    exe = Path(sys.executable).with_name("rowstat")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_the_commands():
+    r = run("--help")
+    assert r.returncode == 0
+    for cmd in ("generate", "pe", "demo", "presets"):
+        assert cmd in r.stdout
+
+
+def test_generate_eyeriss_writes_lint_clean_verilog_and_manifest(tmp_path):
+    r = run("generate", "--preset", "eyeriss", "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["parameters"]["rows"] == 12 and manifest["parameters"]["cols"] == 14
+    ports = {p["name"]: p for p in manifest["tops"]["rowstat_pe"]["ports"]}
+    assert ports["psum_out__payload"] == {"name": "psum_out__payload", "dir": "out",
+                                          "width": 48}
+    assert ports["ifmap__payload"]["width"] == 16
+    verilog = (tmp_path / "rowstat_pe.v").read_text()
+    assert "module rowstat_pe(" in verilog
+    setup_simulator("verilator")
+    lint = subprocess.run(["verilator", "--lint-only", "-Wno-fatal",
+                           str(tmp_path / "rowstat_pe.v")],
+                          capture_output=True, text=True, env=os.environ, timeout=120)
+    assert lint.returncode == 0, lint.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["generate", "--config", "nonexistent.toml"], "cannot read config 'nonexistent.toml'"),
+    (["generate", "--preset", "huge"], "unknown preset 'huge': allowed tiny, small, eyeriss"),
+    (["generate", "--preset", "tiny", "--config", "x.toml"], "not both"),
+    (["pe", "--preset", "tiny", "--sim", "modelsim"], "invalid choice: 'modelsim'"),
+    (["pe", "--preset", "tiny", "--stall-prob", "1.5"], "stall_prob = 1.5 is out of range"),
+])
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
+    assert main([*args, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_bad_toml_value_exits_2_with_one_line(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("data_width = 40\n")
+    r = run("generate", "--config", str(cfg), "-o", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert r.stderr == "rowstat: error: data_width = 40 is out of range: allowed 4..16\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_presets_toml_feeds_generate(tmp_path, capsys):
+    assert main(["presets", "--toml", "small"]) == 0
+    (tmp_path / "small.toml").write_text(capsys.readouterr().out)
+    assert main(["generate", "--config", str(tmp_path / "small.toml"),
+                 "-o", str(tmp_path / "v")]) == 0
+    assert (tmp_path / "v" / "rowstat_pe.v").exists()
