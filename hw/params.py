@@ -40,6 +40,7 @@ _RANGES = {
     "psum_spad_depth":    (1, 256),
     "glb_kib":            (1, 4096),
     "glb_banks":          (1, 64),
+    "psum_buf_depth":     (16, 65536),
     "dram_width":         (8, 512),
     "rlc_run_bits":       (1, 8),
     "rlc_word_bits":      (8, 512),
@@ -75,6 +76,9 @@ class AcceleratorParams:
     glb_kib: int = 108
     #: Global buffer banks (the double-buffering unit).
     glb_banks: int = 2
+    #: Words of each column's psum buffer (carved out of the global buffer): the partial sums
+    #: of one column's ofmap row for the filters of a pass live there between passes.
+    psum_buf_depth: int = 128
     #: DRAM data port width.
     dram_width: int = 64
     #: RLC run-length field width; the level field is `data_width` wide.
@@ -119,6 +123,14 @@ class AcceleratorParams:
             raise ValueError(f"rlc_word_bits = {self.rlc_word_bits} is out of range: allowed "
                              f"{self.rlc_pair_bits + 1}..512 (one {self.rlc_run_bits}+"
                              f"{self.rlc_level_bits}-bit pair and the last-word bit)")
+        if self.dram_width < self.data_width:
+            raise ValueError(f"dram_width = {self.dram_width} is out of range: allowed "
+                             f"{self.data_width}..512 (at least one data word)")
+        if self.glb_words < 64:
+            raise ValueError(f"psum_buf_depth = {self.psum_buf_depth} is out of range for "
+                             f"glb_kib = {self.glb_kib}: the psum buffers ({self.cols} x "
+                             f"{self.psum_buf_depth} x {self.psum_width} bits) must leave at "
+                             f"least 64 words of the global buffer for ifmaps and filters")
         if self.glb_bank_words < 16:
             raise ValueError(f"glb_banks = {self.glb_banks} is out of range for glb_kib = "
                              f"{self.glb_kib}: allowed 1..{self.glb_kib * 1024 // 8 // 16} "
@@ -155,6 +167,21 @@ class AcceleratorParams:
     @property
     def glb_bytes(self) -> int:
         return self.glb_kib * 1024
+
+    @property
+    def lanes(self) -> int:
+        """Activations or weights per DRAM / global-buffer word."""
+        return self.dram_width // self.data_width
+
+    @property
+    def psum_buf_bytes(self) -> int:
+        """All columns' psum buffers, carved out of the global buffer."""
+        return self.cols * self.psum_buf_depth * -(-self.psum_width // 8)
+
+    @property
+    def glb_words(self) -> int:
+        """Global-buffer words (``dram_width`` bits) left for ifmap tiles and filter blocks."""
+        return (self.glb_bytes - self.psum_buf_bytes) * 8 // self.dram_width
 
     @property
     def glb_bank_words(self) -> int:
@@ -198,9 +225,9 @@ class AcceleratorParams:
 
 
 _TINY = AcceleratorParams(
-    name="tiny", rows=3, cols=4, data_width=8, psum_width=24,
+    name="tiny", rows=6, cols=4, data_width=8, psum_width=24,
     ifmap_spad_depth=12, filter_spad_depth=32, psum_spad_depth=4,
-    glb_kib=8, glb_banks=2, dram_width=64, rlc_run_bits=5, rlc_word_bits=64,
+    glb_kib=8, glb_banks=2, psum_buf_depth=128, dram_width=64, rlc_run_bits=5, rlc_word_bits=64,
     counter_width=32, clock_mhz=100,
 )
 
@@ -210,6 +237,7 @@ PRESETS: dict[str, AcceleratorParams] = {
     # FPGA-friendly: fits an ECP5-85F's DSPs and block RAMs with room for the harness.
     "small": _TINY.replace(name="small", rows=6, cols=7, data_width=16, psum_width=40,
                            filter_spad_depth=64, psum_spad_depth=8, glb_kib=32, glb_banks=4,
+                           psum_buf_depth=256,
                            counter_width=48, clock_mhz=100),
     # The Eyeriss chip (JSSC 2017): 12 x 14 PEs, 16-bit, 12/224/24-word scratchpads, 108 KiB
     # global buffer, RLC with 5-bit runs, 16-bit levels, three pairs per 64-bit word. Psums are
@@ -217,7 +245,7 @@ PRESETS: dict[str, AcceleratorParams] = {
     "eyeriss": AcceleratorParams(
         name="eyeriss", rows=12, cols=14, data_width=16, psum_width=48,
         ifmap_spad_depth=12, filter_spad_depth=224, psum_spad_depth=24,
-        glb_kib=108, glb_banks=27, dram_width=64, rlc_run_bits=5, rlc_word_bits=64,
+        glb_kib=108, glb_banks=27, psum_buf_depth=512, dram_width=64, rlc_run_bits=5, rlc_word_bits=64,
         counter_width=48, clock_mhz=200,
     ),
 }
