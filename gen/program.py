@@ -29,8 +29,8 @@ from hw.descriptor import PassDescriptor
 from hw.params import AcceleratorParams
 
 __all__ = ["pack_activations", "unpack_activations", "pack_lanes", "unpack_words", "Chunk",
-           "PassKey", "e_chunks", "filter_block_words", "pass_descriptor", "pass_plan",
-           "dram_layout", "Program", "filter_blocks", "build_program", "execute",
+           "PassKey", "e_chunks", "filter_block_words", "PassPlanner", "pass_descriptor",
+           "pass_plan", "dram_layout", "Program", "filter_blocks", "build_program", "execute",
            "EXEC_COUNTERS"]
 
 
@@ -164,57 +164,80 @@ def dram_layout(mapping) -> dict:
                 total=in_words + filt_words + out_words)
 
 
+class PassPlanner:
+    """Builds the descriptors of one mapping (the per-layer values computed once)."""
+
+    def __init__(self, mapping, *, in_base: int = 0, filt_base: int = 0, out_base: int = 0):
+        layer, params = mapping.layer, mapping.params
+        L = params.lanes
+        self.mapping = mapping
+        self.in_base, self.filt_base, self.out_base = in_base, filt_base, out_base
+        self.vq = mapping.vgroups * mapping.q
+        self.row_words = _ceil_div(layer.W, L)
+        self.out_row_words = _ceil_div(layer.F, L)
+        self.fw = filter_block_words(mapping)
+        self.m_tiles, self.c_tiles = mapping.m_tiles, mapping.c_tiles
+        self.chunks = e_chunks(layer, mapping.ncols)
+        self.common = dict(
+            filt_rows=layer.R, taps=layer.S, chans=mapping.q, filters=mapping.p,
+            stride=layer.stride, vgroups=mapping.vgroups, in_width=layer.W, pad=layer.pad,
+            out_width=layer.F, row_words=self.row_words, filt_words=self.fw,
+            in_ch_stride=layer.H * self.row_words, out_ch_stride=layer.E * self.out_row_words,
+            out_row_words=self.out_row_words, shift=layer.shift_for(params.data_width),
+            relu=layer.relu)
+
+    def descriptor(self, n: int, group: int, mtile: int, chunk: Chunk,
+                   ctile: int) -> PassDescriptor:
+        layer, p = self.mapping.layer, self.mapping.p
+        rw, vq = self.row_words, self.vq
+        Cg, Mg = layer.Cg, layer.Mg
+        ch_words = chunk.nrows * rw
+        in_burst = (chunk.row_hi - chunk.row_lo) * rw
+        c0 = ctile * vq
+        if in_burst:
+            in_dram = self.in_base + ((n * layer.C + group * Cg + c0) * layer.H
+                                      + chunk.h_first + chunk.row_lo) * rw
+        else:
+            in_dram = self.in_base  # every row is padding: no request is made
+        return PassDescriptor(
+            **self.common, ncols=chunk.ncols, nrows=chunk.nrows, row_lo=chunk.row_lo,
+            row_hi=chunk.row_hi, nch_valid=min(vq, Cg - c0), ch_words=ch_words,
+            filt_glb=vq * ch_words,
+            filt_dram=self.filt_base
+            + ((group * self.m_tiles + mtile) * self.c_tiles + ctile) * self.fw,
+            in_dram=in_dram, in_burst=in_burst,
+            accumulate=ctile > 0, last=ctile == self.c_tiles - 1,
+            p_valid=min(p, Mg - mtile * p),
+            out_dram=self.out_base + ((n * layer.M + group * Mg + mtile * p) * layer.E
+                                      + chunk.e0) * self.out_row_words)
+
+
 def pass_descriptor(mapping, n: int, group: int, mtile: int, chunk: Chunk, ctile: int, *,
                     in_base: int = 0, filt_base: int = 0, out_base: int = 0) -> PassDescriptor:
     """The descriptor of pass (n, group, m-tile, e-chunk, c-tile), every field as
-    hw/descriptor.py defines it."""
-    layer, params = mapping.layer, mapping.params
-    L = params.lanes
-    q, p, vg = mapping.q, mapping.p, mapping.vgroups
-    vq = vg * q
-    Cg, Mg = layer.Cg, layer.Mg
-    row_words = _ceil_div(layer.W, L)
-    out_row_words = _ceil_div(layer.F, L)
-    fw = filter_block_words(mapping)
-    m_tiles, c_tiles = mapping.m_tiles, mapping.c_tiles
-    ch_words = chunk.nrows * row_words
-    in_burst = (chunk.row_hi - chunk.row_lo) * row_words
-    c0 = ctile * vq
-    if in_burst:
-        in_dram = in_base + ((n * layer.C + group * Cg + c0) * layer.H
-                             + chunk.h_first + chunk.row_lo) * row_words
-    else:
-        in_dram = in_base  # every row is padding: no request is made
-    return PassDescriptor(
-        filt_rows=layer.R, taps=layer.S, chans=q, filters=p, stride=layer.stride, vgroups=vg,
-        ncols=chunk.ncols, in_width=layer.W, pad=layer.pad, out_width=layer.F,
-        nrows=chunk.nrows, row_lo=chunk.row_lo, row_hi=chunk.row_hi,
-        nch_valid=min(vq, Cg - c0), row_words=row_words, ch_words=ch_words,
-        filt_glb=vq * ch_words,
-        filt_dram=filt_base + ((group * m_tiles + mtile) * c_tiles + ctile) * fw,
-        filt_words=fw, in_dram=in_dram, in_ch_stride=layer.H * row_words, in_burst=in_burst,
-        accumulate=ctile > 0, last=ctile == c_tiles - 1, p_valid=min(p, Mg - mtile * p),
-        out_dram=out_base + ((n * layer.M + group * Mg + mtile * p) * layer.E
-                             + chunk.e0) * out_row_words,
-        out_ch_stride=layer.E * out_row_words, out_row_words=out_row_words,
-        shift=layer.shift_for(params.data_width), relu=layer.relu)
+    hw/descriptor.py defines it: ``e0`` = the chunk's first ofmap row, ``h_first = e0*stride
+    - pad``, ``row_lo``/``row_hi`` clamp the chunk's ifmap rows to the ifmap, ``nch_valid``
+    counts the c-tile's real channels, ``p_valid`` the m-tile's real filters, and the DRAM
+    addresses follow the layout of :func:`dram_layout`."""
+    planner = PassPlanner(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base)
+    return planner.descriptor(n, group, mtile, chunk, ctile)
 
 
 def pass_plan(mapping, *, in_base: int = 0, filt_base: int = 0,
               out_base: int = 0) -> list[tuple[PassKey, PassDescriptor]]:
     """Every pass of the mapping with its descriptor, in execution order:
-    for n: for group: for m-tile: for e-chunk: for c-tile."""
+    for n: for group: for m-tile: for e-chunk: for c-tile (accumulate = c-tile > 0, last =
+    the final c-tile)."""
+    planner = PassPlanner(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base)
     layer = mapping.layer
-    chunks = e_chunks(layer, mapping.ncols)
-    bases = dict(in_base=in_base, filt_base=filt_base, out_base=out_base)
     plan = []
     for n in range(layer.N):
         for group in range(layer.groups):
-            for mt in range(mapping.m_tiles):
-                for ch in chunks:
-                    for ct in range(mapping.c_tiles):
-                        d = pass_descriptor(mapping, n, group, mt, ch, ct, **bases)
-                        plan.append((PassKey(n, group, mt, ch.index, ct), d))
+            for mt in range(planner.m_tiles):
+                for ch in planner.chunks:
+                    for ct in range(planner.c_tiles):
+                        plan.append((PassKey(n, group, mt, ch.index, ct),
+                                     planner.descriptor(n, group, mt, ch, ct)))
     return plan
 
 

@@ -117,9 +117,7 @@ class ConvLayer:
     def auto_shift(self, data_width: int) -> int:
         """Default requantization shift: the product scale (data_width - 1) plus half the
         growth of a sum of ``terms`` random-sign products (ceil(log2(terms) / 2))."""
-        half_growth = 0
-        while 4 ** half_growth < self.terms:  # smallest t with 4**t >= terms
-            half_growth += 1
+        half_growth = ((self.terms - 1).bit_length() + 1) // 2  # smallest t: 4**t >= terms
         return (data_width - 1) + half_growth
 
     def shift_for(self, data_width: int) -> int:

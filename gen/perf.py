@@ -1,0 +1,412 @@
+"""The analytic performance model: cycles and access counts of a mapped layer.
+
+Two kinds of numbers live here, kept apart on purpose:
+
+* **Access counts** (MACs, gated MACs, scratchpad, global-buffer, psum-buffer and DRAM words,
+  ifmap-network words) are the contract: they follow from the pass descriptors
+  (hw/descriptor.py) and the PE's loop nest (hw/pe.py, tb/pe_vectors.py) exactly, and the
+  RTL's counters must equal them.
+* **Cycles** come from per-phase rules (section "cycle rules" below). They are provisional:
+  each rule is a named constant or a small function of one descriptor so that it can be tuned
+  against the RTL's cycle counters without touching anything else.
+
+Everything is computed from the same :class:`~hw.descriptor.PassDescriptor` objects that
+:func:`gen.program.build_program` sends to the hardware. Passes that only differ in their
+DRAM addresses are counted once and multiplied, so a whole network estimates in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.descriptor import PassDescriptor
+from hw.params import AcceleratorParams
+
+from .program import PassPlanner, e_chunks, pass_descriptor, pass_plan
+
+__all__ = ["PerfConfig", "Perf", "estimate", "cost", "pass_counts", "COUNTERS",
+           "DMA_SETUP", "FLOAD_TAIL", "COMPUTE_TAIL", "WB_TAIL", "PASS_OVERHEAD"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerfConfig:
+    """Assumptions about the world outside the accelerator (energy tables come later)."""
+    #: Cycles from the acceptance of a read request to its first data beat.
+    dram_latency: int = 16
+    #: Cycles a write burst waits before its first data beat is accepted.
+    dram_write_latency: int = 0
+
+    def __post_init__(self):
+        for name in ("dram_latency", "dram_write_latency"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} = {v!r} is out of range: allowed an integer >= 0")
+
+
+# ============================================================================================
+# cycle rules (provisional: to be tuned against the RTL's counters)
+# ============================================================================================
+
+#: Controller cycles to start the DMA phase of a pass.
+DMA_SETUP = 2
+#: Cycles after the last filter word leaves the global buffer until the PEs hold it.
+FLOAD_TAIL = 2
+#: Cycles from the last issued MAC until the top PE's last psum is in the psum buffer
+#: (multiply and accumulate stages, output FIFO, psum chain).
+COMPUTE_TAIL = 4
+#: Cycles between the last beat of one write-back burst and the next request.
+WB_TAIL = 2
+#: Controller cycles per pass outside the four phases (descriptor accept, phase switches).
+PASS_OVERHEAD = 2
+
+
+def read_burst_cycles(length: int, perf: PerfConfig) -> int:
+    """One read burst: the request, the DRAM latency, one beat per word."""
+    return 1 + perf.dram_latency + length
+
+
+def read_bursts(d: PassDescriptor) -> list[int]:
+    """Lengths of the read bursts of a pass's DMA-in phase (hw/descriptor.py phase 1)."""
+    return [d.filt_words] + ([d.in_burst] * d.nch_valid if d.in_burst else [])
+
+
+def dma_in_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
+    return DMA_SETUP + sum(read_burst_cycles(n, perf) for n in read_bursts(d))
+
+
+def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
+    return perf.dram_latency * len(read_bursts(d))
+
+
+def fload_cycles(d: PassDescriptor) -> int:
+    """One global-buffer word per cycle, multicast to a row group of PEs."""
+    return d.filt_words + FLOAD_TAIL
+
+
+def gin_words(d: PassDescriptor) -> int:
+    """Words the ifmap network sends in a pass (one per cycle, with or without targets)."""
+    return d.padded_width * d.chans * d.vgroups * d.nrows
+
+
+def compute_fill(d: PassDescriptor) -> int:
+    """Ifmap-network words delivered before the last PE has its first window: S padded
+    columns of every (channel, channel group, local row)."""
+    return d.taps * d.chans * d.vgroups * d.nrows
+
+
+def compute_cycles(d: PassDescriptor) -> int:
+    """The ifmap network and the PEs run in lock-step: the slower of delivering every word and
+    issuing every MAC slot (F x p x q x S per PE, after the fill) sets the pace."""
+    return max(gin_words(d), d.out_width * d.pqs + compute_fill(d)) + COMPUTE_TAIL
+
+
+def write_burst_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
+    """One write-back burst: the request, the write latency, one psum-buffer read per output
+    value (requantized and packed into out_row_words words on the way), the tail."""
+    return 1 + perf.dram_write_latency + d.out_width + WB_TAIL
+
+
+def writeback_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
+    return d.p_valid * d.ncols * write_burst_cycles(d, perf) if d.last else 0
+
+
+def dram_wr_stall(d: PassDescriptor, perf: PerfConfig) -> int:
+    return d.p_valid * d.ncols * perf.dram_write_latency if d.last else 0
+
+
+def cycle_counts(d: PassDescriptor, perf: PerfConfig) -> dict[str, int]:
+    c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
+             compute_cycles=compute_cycles(d), writeback_cycles=writeback_cycles(d, perf))
+    c["cycles"] = sum(c.values()) + PASS_OVERHEAD
+    c["dram_rd_stall"] = dram_rd_stall(d, perf)
+    c["dram_wr_stall"] = dram_wr_stall(d, perf)
+    return c
+
+
+# ============================================================================================
+# access counts (the contract)
+# ============================================================================================
+
+#: Every counter of :class:`Perf`, in report order.
+COUNTERS = ("cycles", "dma_in_cycles", "fload_cycles", "compute_cycles", "writeback_cycles",
+            "dram_rd_stall", "dram_wr_stall", "macs", "gated_macs", "filter_spad_reads",
+            "filter_spad_writes", "ifmap_spad_reads", "ifmap_spad_writes", "psum_spad_reads",
+            "psum_spad_writes", "glb_reads", "glb_writes", "psum_buf_reads", "psum_buf_writes",
+            "dram_read_words", "dram_write_words", "gin_words", "passes")
+
+
+def pass_counts(d: PassDescriptor, perf: PerfConfig, *, nz_slots: float = 0,
+                nz_first: float = 0, nz_last: float = 0) -> dict[str, float]:
+    """Every counter of one pass.
+
+    The data enter through three sums over the pass's active PEs (each PE sees one padded
+    ifmap row of ``q`` channels; a window slot is (output x, tap, channel)):
+    ``nz_slots`` -- window slots holding a nonzero ifmap value; ``nz_first`` / ``nz_last``
+    -- those of them in the first slot (tap 0, channel 0) / the last slot (tap S-1, channel
+    q-1) of their window. Each nonzero slot is one MAC per filter; a zero one is gated.
+    """
+    p, q, S, F = d.filters, d.chans, d.taps, d.out_width
+    active = d.active_rows * d.ncols
+    slots = active * F * q * S * p
+    macs = p * nz_slots
+    if q * S > 1:  # first tap writes, middle taps read and write unless gated, last reads
+        middle = p * (nz_slots - nz_first - nz_last)
+        psum_reads = psum_writes = active * F * p + middle
+    else:
+        psum_reads = psum_writes = 0
+    in_words = d.nch_valid * d.in_burst
+    c = cycle_counts(d, perf)
+    c.update(
+        macs=macs,
+        gated_macs=slots - macs,
+        filter_spad_reads=macs,
+        filter_spad_writes=active * p * q * S,
+        ifmap_spad_reads=active * F * q * S,
+        ifmap_spad_writes=active * d.padded_width * q,
+        psum_spad_reads=psum_reads,
+        psum_spad_writes=psum_writes,
+        glb_reads=d.filt_words + d.in_width * (d.row_hi - d.row_lo) * d.nch_valid,
+        glb_writes=d.filt_words + in_words,
+        psum_buf_reads=(d.ncols * p * F if d.accumulate else 0)
+        + (d.p_valid * d.ncols * F if d.last else 0),
+        psum_buf_writes=d.ncols * p * F,
+        dram_read_words=d.filt_words + in_words,
+        dram_write_words=d.p_valid * d.ncols * d.out_row_words if d.last else 0,
+        gin_words=gin_words(d),
+        passes=1,
+    )
+    return c
+
+
+@dataclass
+class Perf:
+    """Counters of one layer (sums over its passes); see :func:`estimate`."""
+    cycles: int = 0
+    dma_in_cycles: int = 0
+    fload_cycles: int = 0
+    compute_cycles: int = 0
+    writeback_cycles: int = 0
+    dram_rd_stall: int = 0
+    dram_wr_stall: int = 0
+    macs: int = 0
+    gated_macs: int = 0
+    filter_spad_reads: int = 0
+    filter_spad_writes: int = 0
+    ifmap_spad_reads: int = 0
+    ifmap_spad_writes: int = 0
+    psum_spad_reads: int = 0
+    psum_spad_writes: int = 0
+    glb_reads: int = 0
+    glb_writes: int = 0
+    psum_buf_reads: int = 0
+    psum_buf_writes: int = 0
+    dram_read_words: int = 0
+    dram_write_words: int = 0
+    gin_words: int = 0
+    passes: int = 0
+    #: The layer's own MACs (N*M*E*F*C/groups*R*S), what utilization is measured against.
+    macs_ideal: int = 0
+    #: Bytes per DRAM word.
+    word_bytes: int = 8
+    #: None when the data were counted; else the zero share assumed for real ifmap values.
+    zero_fraction: float | None = None
+    #: Per-pass counters (dicts with the pass key n, group, mtile, echunk, ctile) on request.
+    per_pass: list[dict] | None = field(default=None, repr=False)
+
+    @property
+    def dram_read_bytes(self) -> int:
+        return self.dram_read_words * self.word_bytes
+
+    @property
+    def dram_write_bytes(self) -> int:
+        return self.dram_write_words * self.word_bytes
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.dram_read_bytes + self.dram_write_bytes
+
+    def pe_utilization(self, params: AcceleratorParams) -> float:
+        """The layer's MACs over the MACs the whole array could do in ``cycles``."""
+        return self.macs_ideal / (self.cycles * params.num_pes) if self.cycles else 0.0
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def __add__(self, other: "Perf") -> "Perf":
+        if not isinstance(other, Perf):
+            return NotImplemented
+        out = Perf(**{n: getattr(self, n) + getattr(other, n) for n in COUNTERS},
+                   macs_ideal=self.macs_ideal + other.macs_ideal, word_bytes=self.word_bytes)
+        return out
+
+
+# ---- pass classes -------------------------------------------------------------------------
+
+def _tile_classes(count: int) -> list[tuple[int, int]]:
+    """(representative index, multiplicity): first, middle, last (they differ in accumulate,
+    last and in the channel or filter count of the final tile)."""
+    if count == 1:
+        return [(0, 1)]
+    out = [(0, 1)]
+    if count > 2:
+        out.append((1, count - 2))
+    out.append((count - 1, 1))
+    return out
+
+
+def _pass_classes(mapping):
+    """(descriptor, multiplicity) for each kind of pass: passes that differ only in DRAM
+    addresses or in n and the group have equal counts."""
+    layer = mapping.layer
+    planner = PassPlanner(mapping)
+    chunk_count = Counter()
+    reps = {}
+    for ch in planner.chunks:
+        key = (ch.ncols, ch.nrows, ch.row_lo, ch.row_hi)
+        chunk_count[key] += 1
+        reps.setdefault(key, ch)
+    outer = layer.N * layer.groups
+    last_ct = mapping.c_tiles - 1
+    for key, nchunks in chunk_count.items():
+        for ct, nct in _tile_classes(mapping.c_tiles):
+            # the m-tiles differ only in p_valid, which only the write-back (last) uses
+            mts = _tile_classes(mapping.m_tiles) if ct == last_ct else [(0, mapping.m_tiles)]
+            for mt, nmt in mts:
+                d = planner.descriptor(0, 0, mt, reps[key], ct)
+                yield d, outer * nchunks * nct * nmt
+
+
+def cost(mapping, perf: PerfConfig = PerfConfig()) -> tuple[int, int, int]:
+    """(cycles, DRAM words read and written, passes): what :func:`gen.mapper.map_layer`
+    ranks mappings by; the same rules as :func:`estimate`."""
+    cycles = words = 0
+    for d, mult in _pass_classes(mapping):
+        cycles += mult * cycle_counts(d, perf)["cycles"]
+        words += mult * (d.filt_words + d.nch_valid * d.in_burst
+                         + (d.p_valid * d.ncols * d.out_row_words if d.last else 0))
+    return cycles, words, mapping.passes
+
+
+# ---- data-dependent sums ------------------------------------------------------------------
+
+def _window_sums(mapping, nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """nz_slots, nz_first, nz_last of every pass, indexed [n, group, ctile, echunk].
+
+    ``nz`` is [N, C, H, W] (or broadcastable to it, e.g. [1, 1, H, W]): 1 where the ifmap is
+    nonzero (or the probability of it). A PE's padded row meets output x at column
+    x*stride + tap, so a real column w contributes to cover[w] slots per channel; a PE set
+    reads local row h from mult[h] of its (filter row, column) pairs.
+    """
+    layer = mapping.layer
+    q, vq = mapping.q, mapping.q * mapping.vgroups
+    S, F, st, pad = layer.S, layer.F, layer.stride, layer.pad
+    cols = np.arange(layer.W) + pad                       # padded column of each real one
+    taps = np.arange(F)[:, None] * st + np.arange(S)[None, :]
+    cover = np.bincount(taps.ravel(), minlength=layer.padded_width)[cols]
+    cover0 = np.isin(cols, taps[:, 0]).astype(np.int64)
+    cover1 = np.isin(cols, taps[:, S - 1]).astype(np.int64)
+    chunks = e_chunks(layer, mapping.ncols)
+    mult = np.zeros((len(chunks), layer.H), dtype=np.int64)
+    for ch in chunks:
+        local = (np.arange(layer.R)[:, None] + np.arange(ch.ncols)[None, :] * st).ravel()
+        local = local[(local >= ch.row_lo) & (local < ch.row_hi)]
+        np.add.at(mult[ch.index], ch.h_first + local, 1)
+    G, Cg, N, C = layer.groups, layer.Cg, layer.N, layer.C
+    ct = mapping.c_tiles
+    k = np.arange(ct * vq) % vq % q                       # channel index c inside the PE
+    out = []
+    for cov, sel in ((cover, None), (cover0, k == 0), (cover1, k == q - 1)):
+        per_row = nz @ cov                                # [N', C', H]
+        per_pass = np.broadcast_to(per_row @ mult.T, (N, C, len(chunks)))
+        padded = np.zeros((N, G, ct * vq, len(chunks)), dtype=per_pass.dtype)
+        padded[:, :, :Cg] = per_pass.reshape(N, G, Cg, len(chunks))
+        if sel is not None:
+            padded *= sel[None, None, :, None]
+        out.append(padded.reshape(N, G, ct, vq, len(chunks)).sum(axis=3))
+    return out[0], out[1], out[2]
+
+
+def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
+             zero_fraction: float = 0.0, per_pass: bool = False) -> Perf:
+    """Counters of ``mapping`` run on an accelerator with its parameters.
+
+    MACs, gated MACs, filter scratchpad reads and psum scratchpad traffic depend on which
+    ifmap values are zero. With ``ifmap`` (the layer's [N, C, H, W] input) they are counted
+    exactly. Without it they are expected values, assuming each real (non-padding) ifmap value
+    is zero with probability ``zero_fraction`` (default 0: dense data), rounded to integers;
+    padding, channels beyond C/groups and rows outside the ifmap are always zeros (gated).
+    All other counters do not depend on the data. ``per_pass=True`` also fills
+    :attr:`Perf.per_pass`.
+    """
+    layer, params = mapping.layer, mapping.params
+    if ifmap is not None:
+        x = np.asarray(ifmap)
+        want = (layer.N, layer.C, layer.H, layer.W)
+        if x.shape != want:
+            raise ValueError(f"ifmap has shape {x.shape}: allowed {want} [N, C, H, W]")
+        nz = (x != 0).astype(np.int64)
+        zf = None
+    else:
+        if isinstance(zero_fraction, bool) or not 0.0 <= float(zero_fraction) <= 1.0:
+            raise ValueError(f"zero_fraction = {zero_fraction!r} is out of range: allowed "
+                             f"0.0..1.0")
+        zf = float(zero_fraction)
+        nz = np.full((1, 1, layer.H, layer.W), 1.0 - zf)
+    nz_slots, nz_first, nz_last = _window_sums(mapping, nz)
+
+    totals = dict.fromkeys(COUNTERS, 0)
+    for d, mult in _pass_classes(mapping):
+        for name, v in pass_counts(d, perf).items():
+            totals[name] += mult * v
+    # The data terms are linear in the sums, and every m-tile sees the same ifmap.
+    data = pass_counts(pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0),
+                       perf, nz_slots=float(nz_slots.sum()), nz_first=float(nz_first.sum()),
+                       nz_last=float(nz_last.sum()))
+    zero = pass_counts(pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0),
+                       perf)
+    for name in ("macs", "gated_macs", "filter_spad_reads", "psum_spad_reads",
+                 "psum_spad_writes"):
+        totals[name] += mapping.m_tiles * (data[name] - zero[name])
+    result = Perf(**{n: int(round(v)) for n, v in totals.items()}, macs_ideal=layer.macs,
+                  word_bytes=params.dram_width // 8, zero_fraction=zf)
+    if per_pass:
+        rows = []
+        for key, d in pass_plan(mapping):
+            idx = (key.n, key.group, key.ctile, key.echunk)
+            c = pass_counts(d, perf, nz_slots=nz_slots[idx], nz_first=nz_first[idx],
+                            nz_last=nz_last[idx])
+            rows.append(dict(key._asdict(), **{n: int(round(v)) for n, v in c.items()}))
+        result.per_pass = rows
+    return result
+
+
+def _main() -> None:  # pragma: no cover - a report, exercised by the tests through its parts
+    import sys
+    import time
+
+    from hw.params import preset
+
+    from .mapper import map_layer
+    from .workload import NETWORKS
+
+    params = preset(sys.argv[1] if len(sys.argv) > 1 else "eyeriss")
+    net = sys.argv[2] if len(sys.argv) > 2 else "alexnet"
+    total = Perf()
+    for layer in NETWORKS[net]:
+        t = time.perf_counter()
+        m = map_layer(layer, params)
+        p = estimate(m)
+        dt = time.perf_counter() - t
+        total = total + p
+        print(f"{m.describe()}\n    cycles {p.cycles:,}  utilization "
+              f"{p.pe_utilization(params):.1%}  DRAM {p.dram_bytes / 1e6:.2f} MB  "
+              f"({dt * 1e3:.0f} ms)")
+    print(f"{net} on {params.name}: {total.cycles:,} cycles, utilization "
+          f"{total.pe_utilization(params):.1%}, DRAM {total.dram_bytes / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    _main()
