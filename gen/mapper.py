@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from hw.params import AcceleratorParams
 from hw.pe import MAX_ROW_WIDTH
 
+from .perf import cost
 from .workload import ConvLayer
 
 __all__ = ["Mapping", "map_layer", "layer_error", "mapping_error", "candidates", "DATAFLOWS"]
@@ -214,14 +215,16 @@ def candidates(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs"
 def map_layer(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs") -> Mapping:
     """The legal mapping with the fewest estimated cycles (ties: fewer DRAM bytes, then fewer
     passes). Raises ValueError naming the constraint when the layer cannot run."""
-    from .perf import cost
-
     why = layer_error(layer, params, dataflow)
     if why:
         raise ValueError(f"{layer.name}: {why}")
     best, best_key = None, None
-    for m in candidates(layer, params, dataflow):
-        cycles, dram_words, passes = cost(m)
+    # fewest passes first: a good mapping found early lets cost() abandon the others sooner
+    for m in sorted(candidates(layer, params, dataflow), key=lambda m: m.passes):
+        c = cost(m, limit=None if best_key is None else best_key[0])
+        if c is None:
+            continue
+        cycles, dram_words, passes = c
         key = (cycles, dram_words, passes, -m.active_pes, m.q, m.p, m.vgroups, m.ncols)
         if best_key is None or key < best_key:
             best, best_key = m, key

@@ -68,17 +68,18 @@ def read_burst_cycles(length: int, perf: PerfConfig) -> int:
     return 1 + perf.dram_latency + length
 
 
-def read_bursts(d: PassDescriptor) -> list[int]:
-    """Lengths of the read bursts of a pass's DMA-in phase (hw/descriptor.py phase 1)."""
-    return [d.filt_words] + ([d.in_burst] * d.nch_valid if d.in_burst else [])
+def read_bursts(d: PassDescriptor) -> list[tuple[int, int]]:
+    """(length, how many) of the read bursts of a pass's DMA-in phase (hw/descriptor.py
+    phase 1): the filter block, then one burst per real channel unless all rows are padding."""
+    return [(d.filt_words, 1)] + ([(d.in_burst, d.nch_valid)] if d.in_burst else [])
 
 
 def dma_in_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
-    return DMA_SETUP + sum(read_burst_cycles(n, perf) for n in read_bursts(d))
+    return DMA_SETUP + sum(k * read_burst_cycles(n, perf) for n, k in read_bursts(d))
 
 
 def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
-    return perf.dram_latency * len(read_bursts(d))
+    return perf.dram_latency * sum(k for _, k in read_bursts(d))
 
 
 def fload_cycles(d: PassDescriptor) -> int:
@@ -258,8 +259,8 @@ def _tile_classes(count: int) -> list[tuple[int, int]]:
 
 
 def _pass_classes(mapping):
-    """(descriptor, multiplicity) for each kind of pass: passes that differ only in DRAM
-    addresses or in n and the group have equal counts."""
+    """(descriptor, multiplicity) for each kind of pass, most frequent first: passes that
+    differ only in DRAM addresses (n, the group, and most tiles) have equal counts."""
     layer = mapping.layer
     planner = PassPlanner(mapping)
     chunk_count = Counter()
@@ -270,21 +271,28 @@ def _pass_classes(mapping):
         reps.setdefault(key, ch)
     outer = layer.N * layer.groups
     last_ct = mapping.c_tiles - 1
+    classes = []
     for key, nchunks in chunk_count.items():
         for ct, nct in _tile_classes(mapping.c_tiles):
             # the m-tiles differ only in p_valid, which only the write-back (last) uses
             mts = _tile_classes(mapping.m_tiles) if ct == last_ct else [(0, mapping.m_tiles)]
             for mt, nmt in mts:
-                d = planner.descriptor(0, 0, mt, reps[key], ct)
-                yield d, outer * nchunks * nct * nmt
+                classes.append((outer * nchunks * nct * nmt, reps[key], ct, mt))
+    classes.sort(key=lambda c: -c[0])
+    for mult, chunk, ct, mt in classes:
+        yield planner.descriptor(0, 0, mt, chunk, ct), mult
 
 
-def cost(mapping, perf: PerfConfig = PerfConfig()) -> tuple[int, int, int]:
+def cost(mapping, perf: PerfConfig = PerfConfig(), *,
+         limit: int | None = None) -> tuple[int, int, int] | None:
     """(cycles, DRAM words read and written, passes): what :func:`gen.mapper.map_layer`
-    ranks mappings by; the same rules as :func:`estimate`."""
+    ranks mappings by; the same rules as :func:`estimate`. With ``limit``, None as soon as
+    the cycles are known to exceed it (the mapper's pruning)."""
     cycles = words = 0
     for d, mult in _pass_classes(mapping):
         cycles += mult * cycle_counts(d, perf)["cycles"]
+        if limit is not None and cycles > limit:
+            return None
         words += mult * (d.filt_words + d.nch_valid * d.in_burst
                          + (d.p_valid * d.ncols * d.out_row_words if d.last else 0))
     return cycles, words, mapping.passes
