@@ -369,12 +369,13 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
     for d, mult in _pass_classes(mapping):
         for name, v in pass_counts(d, perf).items():
             totals[name] += mult * v
-    # The data terms are linear in the sums, and every m-tile sees the same ifmap.
-    data = pass_counts(pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0),
-                       perf, nz_slots=float(nz_slots.sum()), nz_first=float(nz_first.sum()),
-                       nz_last=float(nz_last.sum()))
-    zero = pass_counts(pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0),
-                       perf)
+    # The classes were counted as if every slot were zero. The data terms of pass_counts are
+    # linear in the three sums and scale with p and q*S only, which all passes share; every
+    # m-tile sees the same ifmap. So add (counts with the sums - counts without) once.
+    d0 = pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0)
+    data = pass_counts(d0, perf, nz_slots=nz_slots.sum().item(),
+                       nz_first=nz_first.sum().item(), nz_last=nz_last.sum().item())
+    zero = pass_counts(d0, perf)
     for name in ("macs", "gated_macs", "filter_spad_reads", "psum_spad_reads",
                  "psum_spad_writes"):
         totals[name] += mapping.m_tiles * (data[name] - zero[name])
@@ -384,8 +385,8 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
         rows = []
         for key, d in pass_plan(mapping):
             idx = (key.n, key.group, key.ctile, key.echunk)
-            c = pass_counts(d, perf, nz_slots=nz_slots[idx], nz_first=nz_first[idx],
-                            nz_last=nz_last[idx])
+            c = pass_counts(d, perf, nz_slots=nz_slots[idx].item(),
+                            nz_first=nz_first[idx].item(), nz_last=nz_last[idx].item())
             rows.append(dict(key._asdict(), **{n: int(round(v)) for n, v in c.items()}))
         result.per_pass = rows
     return result
