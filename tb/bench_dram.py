@@ -3,11 +3,12 @@
 Run through :func:`tb.runner.run_bench` with a JSON spec; one result per phase is written back.
 
 ``"kind": "copy"`` (top :class:`tb.dma_exerciser.DmaExerciser`): each phase runs its copy
-commands at its ``stall_prob`` against a fresh model whose source ranges hold random words, then
-checks that every destination word equals its source word, that every source word was read once
-and every destination word written once (nothing else touched), that the exerciser's ``busy``
-fell, and that no protocol error occurred. It records the cycles from each command's handshake to
-its last write beat (model cycle numbers) and the model's request log.
+commands (all offered at once, or one after the other with ``"sequential": true``) against a
+fresh model (the phase's ``stall_prob`` and ``read_latency``) whose source ranges hold random
+words, then checks that every destination word equals its source word, that every source word
+was read once and every destination word written once (nothing else touched), that the
+exerciser's ``busy`` fell, and that no protocol error occurred. It records the cycles from each
+command's handshake to its last write beat (model cycle numbers) and the model's request log.
 
 ``"kind": "protocol"`` (top :class:`tb.dma_exerciser.DmaStub`): the bench plays the DMA master
 itself, breaks the protocol on purpose (len = 0 requests, a write beat with no request) between
@@ -65,9 +66,10 @@ async def _watch_commands(dut, model: DramModel, cycles: list[int]):
             cycles.append(model.cycle)
 
 
-async def _copy_phase(dut, phase: dict, *, width: int, latency: int, seed: int) -> dict:
+async def _copy_phase(dut, phase: dict, *, width: int, seed: int) -> dict:
     commands = phase["commands"]
     stall = float(phase["stall_prob"])
+    latency = int(phase["read_latency"])
     rng = random.Random(seed)
     words = {}
     for c in commands:
@@ -78,20 +80,24 @@ async def _copy_phase(dut, phase: dict, *, width: int, latency: int, seed: int) 
     handshakes: list[int] = []
     watcher = cocotb.start_soon(_watch_commands(dut, model, handshakes))
     source = StreamSource(dut, "cmd", dut.clk, rng=random.Random(seed + 2), stall_prob=stall)
-    source.start([_pack_command(c) for c in commands])
+    packed = [_pack_command(c) for c in commands]
+    # Pipelined: all commands offered at once; sequential: each once the previous one is done.
+    batches = [[p] for p in packed] if phase.get("sequential") else [packed]
 
     total = sum(c["len"] for c in commands)
-    limit = 200 + (4 * total + len(commands) * 3 * latency) / (1 - stall) ** 2
+    limit = 200 + (4 * total + len(commands) * (3 * latency + 20)) / (1 - stall) ** 2
     waited = 0
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        waited += 1
-        if source.done and model.idle and not dut.busy.value:
-            break
-        assert waited < limit, f"{phase['name']}: not done after {waited} cycles " \
-                               f"({model.writes}/{total} words written)"
-    await FallingEdge(dut.clk)
+    for batch in batches:
+        source.start(batch)
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            waited += 1
+            if source.done and model.idle and not dut.busy.value:
+                break
+            assert waited < limit, f"{phase['name']}: not done after {waited} cycles " \
+                                   f"({model.writes}/{total} words written)"
+        await FallingEdge(dut.clk)
     source.stop()
     watcher.cancel()
     model.stop()
@@ -113,7 +119,8 @@ async def _copy_phase(dut, phase: dict, *, width: int, latency: int, seed: int) 
     log = [{"kind": r.kind, "addr": r.addr, "len": r.len, "issue": r.issue, "first": r.first,
             "done": r.done} for r in model.requests]
     return {
-        "name": phase["name"], "stall_prob": stall, "commands": len(commands), "words": total,
+        "name": phase["name"], "stall_prob": stall, "read_latency": latency,
+        "commands": len(commands), "words": total,
         "handshakes": len(handshakes),
         "data_match": not mismatches, "mismatches": mismatches[:8],
         "reads_once": dict(model.read_counts) == expected_reads,
@@ -131,13 +138,13 @@ async def _copy_phase(dut, phase: dict, *, width: int, latency: int, seed: int) 
 async def dram_bench(dut):
     spec = _spec()
     kind = spec["kind"]
-    width, latency, seed = int(spec["width"]), int(spec["read_latency"]), int(spec["seed"])
+    width, seed = int(spec["width"]), int(spec["seed"])
     if kind == "copy":
         await _reset(dut, [dut.cmd__valid, dut.rd_req__ready, dut.rd_data__valid,
                            dut.wr_req__ready, dut.wr_data__ready])
         results = []
         for n, phase in enumerate(spec["phases"]):
-            results.append(await _copy_phase(dut, phase, width=width, latency=latency,
+            results.append(await _copy_phase(dut, phase, width=width,
                                              seed=seed * 1000 + 10 * n))
         _write_results(results)
         for r in results:
@@ -147,7 +154,7 @@ async def dram_bench(dut):
             assert not r["protocol_errors"], f"{r['name']}: {r['protocol_errors']}"
             assert r["handshakes"] == r["commands"], f"{r['name']}: commands lost"
     elif kind == "protocol":
-        results = [await _protocol(dut, width=width, latency=latency)]
+        results = [await _protocol(dut, width=width, latency=int(spec["read_latency"]))]
         _write_results(results)
     else:
         raise ValueError(f"spec kind = {kind!r} is invalid: allowed copy, protocol")

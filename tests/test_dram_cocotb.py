@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import random
+from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
@@ -18,18 +19,29 @@ LATENCY = 16
 SINGLE = {"src": 0x40, "dst": 0x9000, "len": 40}
 
 
-def _batch(seed: int = 3) -> list[dict]:
-    """Copies with burst-edge lengths and random ones; disjoint source and destination ranges,
-    the last one ending exactly at the top of the 32-bit address space."""
-    rng = random.Random(seed)
-    lengths = [1, 16, 17, 33, 2] + [rng.randint(1, 60) for _ in range(7)]
+def _copies(lengths: list[int], rng: random.Random) -> list[dict]:
+    """Copies of the given lengths between disjoint source and destination ranges."""
     commands, src, dst = [], 0x1000, 0x20000
     for n in lengths:
         commands.append({"src": src, "dst": dst, "len": n})
         src += n + rng.randint(0, 5)
         dst += n + rng.randint(0, 5)
-    commands.append({"src": src, "dst": (1 << 32) - 9, "len": 9})
     return commands
+
+
+def _batch(seed: int = 3) -> list[dict]:
+    """Burst-edge lengths and random ones, the last copy ending exactly at the top of the
+    32-bit address space."""
+    rng = random.Random(seed)
+    commands = _copies([1, 16, 17, 33, 2] + [rng.randint(1, 60) for _ in range(7)], rng)
+    return commands + [{"src": commands[-1]["src"] + 64, "dst": (1 << 32) - 9, "len": 9}]
+
+
+def _short_copies(seed: int = 5) -> list[dict]:
+    """Many short copies: each starts with an idle write engine, where read data could catch
+    up with a write request held back by stalls."""
+    rng = random.Random(seed)
+    return _copies([rng.randint(1, 6) for _ in range(80)] + [16, 17, 40], rng)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +86,19 @@ def tops(shared):
     return files
 
 
+def _run(**kwargs):
+    """:func:`run_bench`, a failing cocotb test reported with the bench's own messages (under
+    pytest the cocotb runner ends a failing run with ``SystemExit`` before returning)."""
+    try:
+        return run_bench(**kwargs)
+    except SystemExit:
+        log = Path(kwargs["work"]).resolve() / kwargs["sim"] / "sim.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        errors = [line.strip() for line in lines if "Error" in line]
+        pytest.fail(f"cocotb bench failed (see {log}): " + " | ".join(errors[:4]),
+                    pytrace=False)
+
+
 def _check_copies(phase: dict):
     name = phase["name"]
     assert phase["handshakes"] == phase["commands"], name
@@ -88,24 +113,32 @@ def _check_copies(phase: dict):
 @pytest.mark.parametrize("stall_prob", [0.0, 0.4], ids=["nominal", "stalls"])
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_dram_model_with_exerciser(sim, stall_prob, tops, shared):
-    phases = [{"name": "single", "stall_prob": stall_prob, "commands": [SINGLE]},
-              {"name": "batch", "stall_prob": stall_prob, "commands": _batch()}]
+    def phase(name, commands, stall=stall_prob, latency=LATENCY):
+        return {"name": name, "stall_prob": stall, "read_latency": latency,
+                "commands": commands}
+
+    phases = [phase("single", [SINGLE]), phase("batch", _batch()),
+              phase("single, latency 1", [SINGLE], latency=1),
+              phase("batch, latency 1", _batch(seed=4), latency=1),
+              {**phase("sequential, latency 1", _short_copies(), latency=1), "sequential": True}]
     if stall_prob:
-        phases.append({"name": "batch nominal", "stall_prob": 0.0, "commands": _batch()})
-    spec = {"kind": "copy", "width": WIDTH, "read_latency": LATENCY, "seed": 11,
-            "phases": phases}
+        phases.append(phase("batch nominal", _batch(), stall=0.0))
+    spec = {"kind": "copy", "width": WIDTH, "seed": 11, "phases": phases}
     with _exclusive(shared / f"copy-{sim}.lock"):
-        res = run_bench(sim=sim, verilog=[tops["dma_exerciser"]], toplevel="dma_exerciser",
-                        module="tb.bench_dram", spec=spec, work=shared / "copy")
+        res = _run(sim=sim, verilog=[tops["dma_exerciser"]], toplevel="dma_exerciser",
+                   module="tb.bench_dram", spec=spec, work=shared / "copy")
     assert len(res.cases) == len(phases), f"bench stopped early; see {res.log}"
-    for phase in res.cases:
-        _check_copies(phase)
+    for case in res.cases:
+        _check_copies(case)
     assert res.passed, f"cocotb reported a failure; see {res.log}"
-    single, batch = res.cases[0], res.cases[1]
+    single, batch, single_1, _, sequential = res.cases[:5]
     n = SINGLE["len"]
     if stall_prob == 0:
         # The documented nominal timing, to the cycle.
         assert single["cycles"] == copy_cycles(n, LATENCY) == LATENCY + n + 1
+        assert single_1["cycles"] == copy_cycles(n, 1)
+        assert [c["cycles"] for c in sequential["per_command"]] == \
+            [copy_cycles(c["len"], 1) for c in sequential["per_command"]]
         (read,) = [r for r in single["requests"] if r["kind"] == "read"]
         assert read["first"] - read["issue"] == LATENCY
         assert read["done"] - read["issue"] == LATENCY + n - 1
@@ -114,14 +147,15 @@ def test_dram_model_with_exerciser(sim, stall_prob, tops, shared):
                                                            (0x9020, 8)]
     else:
         assert single["cycles"] > copy_cycles(n, LATENCY)
-        assert batch["cycles"] > res.cases[2]["cycles"]
+        assert single_1["cycles"] > copy_cycles(n, 1)
+        assert batch["cycles"] > res.cases[-1]["cycles"]
 
 
 def test_dram_model_flags_protocol_errors(tops, shared):
     spec = {"kind": "protocol", "width": WIDTH, "read_latency": 3, "seed": 0}
     with _exclusive(shared / "protocol-icarus.lock"):
-        res = run_bench(sim="icarus", verilog=[tops["dma_stub"]], toplevel="dma_stub",
-                        module="tb.bench_dram", spec=spec, work=shared / "protocol")
+        res = _run(sim="icarus", verilog=[tops["dma_stub"]], toplevel="dma_stub",
+                   module="tb.bench_dram", spec=spec, work=shared / "protocol")
     assert res.passed, f"cocotb reported a failure; see {res.log}"
     (r,) = res.cases
     errors = r["protocol_errors"]
