@@ -201,6 +201,7 @@ async def _protocol(dut, *, width: int, latency: int) -> dict:
         if dut.drive_rd_data__valid.value:
             beats.append((now, dut.drive_rd_data__payload.value.to_unsigned()))
         await RisingEdge(dut.clk)
+    await model.wait_idle(timeout_cycles=1)     # every well-formed transfer is complete
     model.stop()
     return {
         "name": "protocol", "protocol_errors": model.protocol_errors,
