@@ -158,12 +158,14 @@ class PE(wiring.Component):
 
     Program ``cfg`` (see :class:`PERowConfig`), pulse ``start`` while ``busy`` is low, then
     stream filters, ifmaps (and psums in); ``busy`` falls after the last psum has left.
-    ``cfg`` must stay stable while ``busy``. Counters accumulate from reset.
+    ``cfg`` must stay stable while ``busy``. ``events`` has one strobe per counted access in
+    the current cycle (an array sums them instead of keeping per-PE counters); with
+    ``counters=True`` the PE also keeps its own ``counters``, accumulated from reset.
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
                  filter_depth: int, psum_depth: int, counter_width: int = 32,
-                 out_fifo_depth: int = 2):
+                 out_fifo_depth: int = 2, counters: bool = True):
         if psum_width < 2 * data_width:
             raise ValueError(f"psum_width = {psum_width} is out of range: allowed "
                              f"{2 * data_width}..64")
@@ -176,8 +178,9 @@ class PE(wiring.Component):
         self._psum_depth = psum_depth
         self._cw = counter_width
         self._out_fifo_depth = out_fifo_depth
+        self._with_counters = counters
         self.cfg_layout = pe_config_layout(ifmap_depth, filter_depth, psum_depth)
-        super().__init__({
+        ports = {
             "cfg":      In(self.cfg_layout),
             "start":    In(1),
             "busy":     Out(1),
@@ -185,9 +188,12 @@ class PE(wiring.Component):
             "ifmap":    In(stream.Signature(signed(data_width))),
             "psum_in":  In(stream.Signature(signed(psum_width))),
             "psum_out": Out(stream.Signature(signed(psum_width))),
-            "counters": Out(data.StructLayout({n: unsigned(counter_width)
-                                               for n in PE_COUNTERS})),
-        })
+            "events":   Out(data.StructLayout({n: unsigned(1) for n in PE_COUNTERS})),
+        }
+        if counters:
+            ports["counters"] = Out(data.StructLayout({n: unsigned(counter_width)
+                                                       for n in PE_COUNTERS}))
+        super().__init__(ports)
 
     @classmethod
     def from_params(cls, params: AcceleratorParams, **kwargs) -> "PE":
@@ -258,11 +264,11 @@ class PE(wiring.Component):
         m.d.comb += stall.eq(v2 & last2 & ~out_fifo.w_rdy)
 
         # ---- counters ----------------------------------------------------------------------
-        cnt = self.counters
-
         def count(name, cond):
-            with m.If(cond):
-                m.d.sync += cnt[name].eq(cnt[name] + 1)
+            m.d.comb += self.events[name].eq(cond)
+            if self._with_counters:
+                with m.If(cond):
+                    m.d.sync += self.counters[name].eq(self.counters[name] + 1)
 
         # ---- control -----------------------------------------------------------------------
         with m.Switch(phase):

@@ -1,0 +1,180 @@
+"""The PE array: rows x cols PEs, the filter and ifmap networks, the vertical psum chains.
+
+Networks (Eyeriss GIN style):
+
+* **Ifmap network** -- one word per cycle, tagged ``(s, h)``. Every PE holds a row ID (its
+  channel group ``s = r // filt_rows``) and a column ID (the ifmap row it convolves,
+  ``i + j*stride`` with ``i = r % filt_rows``); a word goes to every active PE whose IDs match,
+  in one cycle, and only when all of them are ready. IDs are derived from the pass's
+  ``filt_rows`` and ``stride`` and registered, so the match is one comparator per PE.
+* **Filter network** -- one global-buffer word per cycle, ``LANES`` weights wide, tagged with a
+  row group ``g``: lane ``l`` goes to every active PE of row ``g*LANES + l``. A row of PEs
+  shares its filters (they convolve different ifmap rows with the same filter rows).
+* **Psum chains** -- PE ``(r, j)`` passes its partial sums to ``(r+1, j)``; the bottom PE of a
+  column takes the column's ``psum_in`` (the psum buffer, when accumulating across passes), the
+  top *active* PE drives the column's ``psum_out``.
+
+Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
+the top keeps one counter per kind instead of one per PE.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import AcceleratorParams
+from .pe import PE, PE_COUNTERS, pe_config_layout
+
+__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout"]
+
+
+def _tree_sum(values):
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+def ifmap_word_layout(params: AcceleratorParams) -> data.StructLayout:
+    return data.StructLayout({
+        "data": signed(params.data_width),
+        "s": unsigned(max(1, (params.rows - 1).bit_length())),
+        "h": unsigned(12),
+    })
+
+
+def filter_word_layout(params: AcceleratorParams) -> data.StructLayout:
+    groups = -(-params.rows // params.lanes)
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(params.data_width), params.lanes),
+        "g": unsigned(max(1, (groups - 1).bit_length())),
+    })
+
+
+class PEArray(wiring.Component):
+    """``params.rows`` x ``params.cols`` PEs with their networks.
+
+    Program ``cfg`` (shared PE configuration; its ``psum_in_en`` is ignored), ``filt_rows``,
+    ``stride``, ``active_rows``, ``ncols`` and ``accumulate``, wait one cycle for the IDs to
+    settle, pulse ``start``; then feed ``filter`` and ``ifmap`` and drain ``psum_out``.
+    """
+
+    def __init__(self, params: AcceleratorParams):
+        self._p = params
+        rows, cols = params.rows, params.cols
+        pw = params.psum_width
+        self.cfg_layout = pe_config_layout(params.ifmap_spad_depth, params.filter_spad_depth,
+                                           params.psum_spad_depth)
+        super().__init__({
+            "cfg":         In(self.cfg_layout),
+            "filt_rows":   In(range(rows + 1)),
+            "stride":      In(4),
+            "active_rows": In(range(rows + 1)),
+            "ncols":       In(range(cols + 1)),
+            "accumulate":  In(1),
+            "start":       In(1),
+            "busy":        Out(1),
+            "filter":      In(stream.Signature(filter_word_layout(params))),
+            "ifmap":       In(stream.Signature(ifmap_word_layout(params))),
+            "psum_in":     In(stream.Signature(signed(pw))).array(cols),
+            "psum_out":    Out(stream.Signature(signed(pw))).array(cols),
+            "events":      Out(data.StructLayout({
+                n: unsigned((rows * cols).bit_length()) for n in PE_COUNTERS})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        rows, cols, L = p.rows, p.cols, p.lanes
+
+        pes = [[PE.from_params(p, counters=False) for _ in range(cols)] for _ in range(rows)]
+        for r in range(rows):
+            for j in range(cols):
+                m.submodules[f"pe_{r}_{j}"] = pes[r][j]
+
+        # ---- IDs and activity (registered: stable a cycle after the pass inputs) -----------
+        row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
+        row_tap = [Signal(range(rows), name=f"row_tap{r}") for r in range(rows)]
+        col_id = [[Signal(12, name=f"col_id_{r}_{j}") for j in range(cols)]
+                  for r in range(rows)]
+        row_on = [Signal(name=f"row_on{r}") for r in range(rows)]
+        col_on = [Signal(name=f"col_on{j}") for j in range(cols)]
+        # Row r is group r // filt_rows, tap r % filt_rows: a chain of counters, one signal per
+        # stage (so the expression stays linear), registered at the end.
+        g_c, t_c = Const(0, range(rows)), Const(0, range(rows))
+        for r in range(rows):
+            if r > 0:
+                wrap = t_c + 1 == self.filt_rows
+                g_n = Signal(range(rows), name=f"g_chain{r}")
+                t_n = Signal(range(rows), name=f"t_chain{r}")
+                m.d.comb += [g_n.eq(Mux(wrap, g_c + 1, g_c)), t_n.eq(Mux(wrap, 0, t_c + 1))]
+                g_c, t_c = g_n, t_n
+            m.d.sync += [row_group[r].eq(g_c), row_tap[r].eq(t_c),
+                         row_on[r].eq(r < self.active_rows)]
+        for j in range(cols):
+            m.d.sync += col_on[j].eq(j < self.ncols)
+            for r in range(rows):
+                m.d.sync += col_id[r][j].eq(row_tap[r] + self.stride * j)
+
+        # ---- configuration and start -------------------------------------------------------
+        busy = []
+        for r in range(rows):
+            for j in range(cols):
+                pe = pes[r][j]
+                m.d.comb += pe.cfg.eq(self.cfg)
+                m.d.comb += pe.cfg.psum_in_en.eq(self.accumulate if r == 0 else 1)
+                m.d.comb += pe.start.eq(self.start & row_on[r] & col_on[j])
+                busy.append(pe.busy)
+        m.d.comb += self.busy.eq(Cat(*busy).any())
+
+        # ---- filter network ----------------------------------------------------------------
+        f_ok = []
+        for r in range(rows):
+            target_row = row_on[r] & (self.filter.payload.g == r // L)
+            for j in range(cols):
+                pe = pes[r][j]
+                hit = target_row & col_on[j]
+                m.d.comb += [pe.filter.payload.eq(self.filter.payload.data[r % L]),
+                             pe.filter.valid.eq(self.filter.valid & hit)]
+                f_ok.append(~hit | pe.filter.ready)
+        m.d.comb += self.filter.ready.eq(Cat(*f_ok).all())
+
+        # ---- ifmap network -----------------------------------------------------------------
+        word = self.ifmap.payload
+        i_ok = []
+        for r in range(rows):
+            row_hit = row_on[r] & (word.s == row_group[r])
+            for j in range(cols):
+                pe = pes[r][j]
+                hit = row_hit & col_on[j] & (word.h == col_id[r][j])
+                m.d.comb += [pe.ifmap.payload.eq(word.data),
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit)]
+                i_ok.append(~hit | pe.ifmap.ready)
+        m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
+
+        # ---- psum chains -------------------------------------------------------------------
+        top = Signal(range(rows))
+        m.d.comb += top.eq(self.active_rows - 1)
+        for j in range(cols):
+            col = [pes[r][j] for r in range(rows)]
+            wiring.connect(m, wiring.flipped(self.psum_in[j]), col[0].psum_in)
+            for r in range(1, rows):
+                m.d.comb += [col[r].psum_in.payload.eq(col[r - 1].psum_out.payload),
+                             col[r].psum_in.valid.eq(col[r - 1].psum_out.valid)]
+            for r in range(rows):
+                above = col[r + 1].psum_in.ready if r + 1 < rows else Const(0)
+                m.d.comb += col[r].psum_out.ready.eq(
+                    Mux(top == r, self.psum_out[j].ready, above))
+            m.d.comb += [
+                self.psum_out[j].payload.eq(Array(pe.psum_out.payload for pe in col)[top]),
+                self.psum_out[j].valid.eq(Array(pe.psum_out.valid for pe in col)[top]),
+            ]
+
+        # ---- event counts ------------------------------------------------------------------
+        flat = [pe for row in pes for pe in row]
+        for name in PE_COUNTERS:
+            m.d.comb += self.events[name].eq(_tree_sum(pe.events[name] for pe in flat))
+        return m
