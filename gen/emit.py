@@ -8,6 +8,7 @@ Verilog to find out what they are connecting to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -19,13 +20,34 @@ from amaranth.lib import wiring
 import hw
 from hw.params import AcceleratorParams
 from hw.pe import PE
+from hw.top import Accelerator
 
-__all__ = ["emit", "port_list", "TOPS"]
+__all__ = ["emit", "port_list", "TOPS", "design_hash", "cached_verilog"]
 
 #: Generated tops: file stem -> constructor from parameters.
 TOPS = {
+    "rowstat_top": Accelerator,
     "rowstat_pe": PE.from_params,
 }
+
+
+def design_hash(params: AcceleratorParams) -> str:
+    """Hash of the parameters and of the generator's hardware sources: two equal hashes mean
+    the same Verilog, so simulator builds can be cached under it."""
+    h = hashlib.sha256(params.hardware_hash.encode())
+    for src in sorted(Path(hw.__file__).parent.glob("*.py")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_verilog(params: AcceleratorParams, top: str, cache_root: str | Path) -> Path:
+    """``<cache_root>/<design hash>/<top>.v``, generated only when not there yet."""
+    out_dir = Path(cache_root) / f"{params.name}-{design_hash(params)}"
+    path = out_dir / f"{top}.v"
+    if not path.exists():
+        emit(params, out_dir, tops=[top])
+    return path
 
 
 def port_list(component: wiring.Component) -> list[dict]:
@@ -38,16 +60,23 @@ def port_list(component: wiring.Component) -> list[dict]:
     return ports
 
 
-def emit(params: AcceleratorParams, out_dir: str | Path) -> dict:
-    """Write the Verilog of every top and the manifest into ``out_dir``; returns the manifest."""
+def emit(params: AcceleratorParams, out_dir: str | Path, *, tops=None) -> dict:
+    """Write the Verilog of every top (or of ``tops``) and the manifest into ``out_dir``;
+    returns the manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = list(TOPS) if tops is None else list(tops)
+    unknown = [t for t in wanted if t not in TOPS]
+    if unknown:
+        raise ValueError(f"unknown top {unknown[0]!r}: allowed {', '.join(TOPS)}")
     tops = {}
-    for stem, make in TOPS.items():
-        top = make(params)
+    for stem in wanted:
+        top = TOPS[stem](params)
         text = verilog.convert(top, name=stem, emit_src=False)
         path = out_dir / f"{stem}.v"
-        path.write_text(text)
+        tmp = path.with_suffix(".v.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)       # atomic: a concurrent reader never sees half a file
         tops[stem] = {"file": path.name, "ports": port_list(top)}
     manifest = {
         "generator": "rowstat",

@@ -1,0 +1,116 @@
+"""``run_layer``: map a layer, build its Program, simulate it on the RTL, check, compare with the
+model. Part of the command-line layer (with gen/cli.py): the one place that uses gen/ and tb/
+together. A pure function of plain values, returning the ``--json`` object."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hw.params import AcceleratorParams
+from hw.top import TOP_COUNTERS
+
+from .emit import cached_verilog
+from .mapper import map_layer
+from .perf import PerfConfig, estimate
+from .program import build_program, pack_activations
+from .workload import ConvLayer
+
+__all__ = ["run_layer", "layer_data", "CACHE"]
+
+#: Where generated Verilog and simulator builds are cached (per design hash).
+CACHE = Path("build") / "cache"
+
+# Share of zeros in generated activations, as after a ReLU on real data.
+ZERO_FRACTION = 0.4
+
+
+def layer_data(layer: ConvLayer, params: AcceleratorParams, seed: int):
+    """Random ifmap and weights for ``layer`` (full-range signed values, realistic zeros)."""
+    from tb.golden import random_activations, random_weights
+    rng = np.random.default_rng(seed)
+    x = random_activations(rng, (layer.N, layer.C, layer.H, layer.W),
+                           width=params.data_width, zero_fraction=ZERO_FRACTION)
+    w = random_weights(rng, (layer.M, layer.Cg, layer.R, layer.S), width=params.data_width,
+                       zero_fraction=0.05)
+    return x, w
+
+
+def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "rs",
+              sim: str = "verilator", seed: int = 0, stall_prob: float = 0.0,
+              dram_latency: int = 16, cache: Path = CACHE, waves: bool = False,
+              progress=None) -> dict:
+    """Simulate ``layer`` on the generated RTL; every output word is checked."""
+    from tb.golden import conv2d_layer
+    from tb.top_regression import run_program_bench
+
+    t0 = time.monotonic()
+    say = progress or (lambda message: None)
+    mapping = map_layer(layer, params, dataflow)
+    x, w = layer_data(layer, params, seed)
+    program = build_program(mapping, x, w)
+    shift = layer.shift_for(params.data_width)
+    golden = conv2d_layer(x, w, stride=layer.stride, pad=layer.pad, groups=layer.groups,
+                          shift=shift, out_width=params.data_width, relu=layer.relu)
+    expected = pack_activations(golden, params)
+    perf = estimate(mapping, ifmap=x, perf=PerfConfig(dram_latency=dram_latency))
+    model = perf.counters()
+    say(f"{layer.name}: {mapping.describe()}; {len(program.descriptors)} passes, model "
+        f"{model['cycles']} cycles")
+
+    verilog = cached_verilog(params, "rowstat_top", cache)
+    say(f"[{sim}] simulating {verilog.parent.name} ...")
+    res = run_program_bench(
+        params, verilog, descriptors=[d.pack(params) for d in program.descriptors],
+        dram=program.dram, out_base=program.out_base, out_words=program.out_words,
+        expected=expected, sim=sim, work=verilog.parent / "sim", dram_latency=dram_latency,
+        stall_prob=stall_prob, seed=seed, cycle_limit=max(100_000, 20 * model["cycles"]),
+        waves=waves)
+
+    rtl = res.get("counters", {})
+    mismatch = None
+    if res.get("output") is not None and not res.get("match", False):
+        got = program.output([0] * program.out_base + res["output"])
+        bad = np.argwhere(got != golden)
+        if len(bad):
+            n, m, e, f = (int(v) for v in bad[0])
+            mismatch = {"n": n, "m": m, "e": e, "f": f, "got": int(got[n, m, e, f]),
+                        "expected": int(golden[n, m, e, f]), "count": int(len(bad))}
+    cycles = rtl.get("cycles", 0)
+    exact = {k: (rtl.get(k), model.get(k)) for k in TOP_COUNTERS
+             if k not in ("cycles", "dma_in_cycles", "fload_cycles", "compute_cycles",
+                          "writeback_cycles", "dram_rd_stall", "dram_wr_stall")}
+    return {
+        "match": bool(res.get("passed")),
+        "sim": sim,
+        "preset": params.name,
+        "layer": layer.name or layer.spec(),
+        "spec": layer.spec(),
+        "mapping": mapping.describe(),
+        "passes": len(program.descriptors),
+        "cycles": cycles,
+        "macs": layer.macs,
+        "pe_utilization": layer.macs / (cycles * params.num_pes) if cycles else 0.0,
+        "gated_macs": rtl.get("gated_macs"),
+        "glb_reads": rtl.get("glb_reads"),
+        "glb_writes": rtl.get("glb_writes"),
+        "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
+        "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
+        "model_cycles": model["cycles"],
+        "model_pe_utilization": perf.pe_utilization(params),
+        "counters_match_model": all(a == b for a, b in exact.values()),
+        "counter_diffs": {k: {"rtl": a, "model": b} for k, (a, b) in exact.items() if a != b},
+        "rtl_counters": rtl,
+        "model_counters": model,
+        "stall_prob": stall_prob,
+        "dram_latency": dram_latency,
+        "seed": seed,
+        "error_code": res.get("error_code"),
+        "first_mismatch": mismatch,
+        "build_seconds": round(res.get("build_seconds", 0.0), 2),
+        "sim_seconds": round(res.get("sim_seconds", 0.0), 2),
+        "wall_seconds": round(time.monotonic() - t0, 2),
+        "log": res.get("log"),
+    }
