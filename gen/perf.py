@@ -17,6 +17,7 @@ DRAM addresses are counted once and multiplied, so a whole network estimates in 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from hw.params import AcceleratorParams
 from .program import PassPlanner, e_chunks, pass_descriptor, pass_plan
 
 __all__ = ["PerfConfig", "Perf", "estimate", "cost", "pass_counts", "COUNTERS",
-           "DMA_SETUP", "FLOAD_TAIL", "COMPUTE_TAIL", "WB_TAIL", "PASS_OVERHEAD"]
+           "DMA_SETUP", "FLOAD_TAIL", "WB_TAIL", "PASS_OVERHEAD", "compute_cycles"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,21 +51,20 @@ class PerfConfig:
 # cycle rules (provisional: to be tuned against the RTL's counters)
 # ============================================================================================
 
-#: Controller cycles to start the DMA phase of a pass.
-DMA_SETUP = 2
+#: Cycles of the DMA phase outside the bursts (the cycle that sees the last burst done).
+DMA_SETUP = 1
 #: Cycles after the last filter word leaves the global buffer until the PEs hold it.
 FLOAD_TAIL = 2
-#: Cycles from the last issued MAC until the top PE's last psum is in the psum buffer
-#: (multiply and accumulate stages, output FIFO, psum chain).
-COMPUTE_TAIL = 4
-#: Cycles between the last beat of one write-back burst and the next request.
-WB_TAIL = 2
-#: Controller cycles per pass outside the four phases (descriptor accept, phase switches).
-PASS_OVERHEAD = 2
+#: Cycles of a write-back burst beyond one per lane (request, pipeline, beat hand-off, next
+#: row's set-up).
+WB_TAIL = 3
+#: Controller cycles per pass outside the four phases (check, set-up, done).
+PASS_OVERHEAD = 3
 
 
 def read_burst_cycles(length: int, perf: PerfConfig) -> int:
-    """One read burst: the request, the DRAM latency, one beat per word."""
+    """One read burst: the request, the DRAM latency, one beat per word (the engine sees the
+    last beat a cycle later)."""
     return 1 + perf.dram_latency + length
 
 
@@ -79,7 +79,8 @@ def dma_in_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
 
 
 def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
-    return perf.dram_latency * sum(k for _, k in read_bursts(d))
+    """Cycles the read engine waits for a beat: all of the latency but the request cycle."""
+    return max(0, perf.dram_latency - 1) * sum(k for _, k in read_bursts(d))
 
 
 def fload_cycles(d: PassDescriptor) -> int:
@@ -92,35 +93,100 @@ def gin_words(d: PassDescriptor) -> int:
     return d.padded_width * d.chans * d.vgroups * d.nrows
 
 
-def compute_fill(d: PassDescriptor) -> int:
-    """Ifmap-network words delivered before the last PE has its first window: S padded
-    columns of every (channel, channel group, local row)."""
-    return d.taps * d.chans * d.vgroups * d.nrows
+def ring_cols(chans: int, ifmap_depth: int) -> int:
+    """Window columns a PE's ifmap scratchpad ring holds (as the controller programs it)."""
+    return ifmap_depth // chans
 
 
-def compute_cycles(d: PassDescriptor) -> int:
-    """The ifmap network and the PEs run in lock-step: the slower of delivering every word and
-    issuing every MAC slot (F x p x q x S per PE, after the fill) sets the pace."""
-    return max(gin_words(d), d.out_width * d.pqs + compute_fill(d)) + COMPUTE_TAIL
+def compute_cycles(d: PassDescriptor, ifmap_depth: int) -> int:
+    """Cycles of the compute phase, from the RTL's rules (see :func:`_compute_timing`)."""
+    return _compute_timing(d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows,
+                           d.ncols, d.padded_width, d.out_width, d.nrows,
+                           ring_cols(d.chans, ifmap_depth))
 
 
-def write_burst_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
-    """One write-back burst: the request, the write latency, one psum-buffer read per output
-    value (requantized and packed into out_row_words words on the way), the tail."""
-    return 1 + perf.dram_write_latency + d.out_width + WB_TAIL
+@functools.lru_cache(maxsize=4096)
+def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
+    """Event-level replay of the compute phase; cycle 0 is the phase's first cycle.
+
+    The ifmap network offers word ``n`` the cycle after word ``n-1`` was taken (word 0 in
+    cycle 1) and a word is taken as soon as its targets (the PEs of one diagonal, which all
+    behave alike) are ready. A PE takes column ``col`` once it has finished the steps that
+    free a slot of its ring (``col < x*stride + ring``); it issues the ``p*q*S`` MAC slots of
+    output step ``x`` back to back, starting the cycle after the last word of column
+    ``x*stride + S - 1`` arrived and after step ``x-1``. A finished psum reaches the PE's
+    output register 4 cycles after its slot issued and climbs the column one PE per cycle;
+    the phase ends when the top PEs' last psums are written, every PE is idle and the
+    network has sent its last word.
+    """
+    P = p * q * S
+    diag = {}
+    rows_of = []                        # per PE column j: diagonal index of rows 0..vg*R-1
+    for j in range(ncols):
+        col = []
+        for r in range(vg * R):
+            key = (r // R, r % R + j * st)
+            col.append(diag.setdefault(key, len(diag)))
+        rows_of.append(col)
+    ends = [[] for _ in diag]           # per diagonal: last-slot issue cycle of each step
+    last_word = [0] * len(diag)         # per diagonal: cycle its last word was taken
+    a = 0                               # cycle the previous word was taken
+    for col in range(width):
+        need = 0 if col < ring else min(F, (col - ring) // st + 1)
+        for c in range(q):
+            for s in range(vg):
+                for h in range(nrows):
+                    t = a + 1
+                    dg = diag.get((s, h))
+                    if dg is not None:
+                        e = ends[dg]
+                        if need:
+                            t = max(t, e[need - 1] + 1)
+                        last_word[dg] = t
+                        if c == q - 1:
+                            x = len(e)
+                            while x < F and x * st + S - 1 <= col:
+                                start = t + 1 if not e else max(e[-1] + 1, t + 1)
+                                e.append(start + P - 1)
+                                x += 1
+                    a = t
+    z = a + 1                           # the network is empty from here
+    for j in range(ncols):
+        ov_prev = None
+        out_valid = []
+        for r, dg in enumerate(rows_of[j]):
+            load = ends[dg][-1] + 3
+            if ov_prev is not None:
+                load = max(load, ov_prev)
+            ov_prev = load + 1
+            out_valid.append(ov_prev)
+        top = len(out_valid) - 1
+        for r, dg in enumerate(rows_of[j]):
+            row_done = max(ends[dg][-1] + 1, last_word[dg] + 1)
+            emptied = out_valid[r] + 1 if r == top else out_valid[r + 1]
+            z = max(z, max(row_done + 1, emptied) + 1)
+        z = max(z, out_valid[top] + 1)
+    return z + 1
 
 
-def writeback_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
-    return d.p_valid * d.ncols * write_burst_cycles(d, perf) if d.last else 0
+def write_burst_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
+    """One write-back burst: the request, one cycle per lane of its words (a psum-buffer read,
+    requantized and packed on the way), the hand-off of the last beat, the next set-up."""
+    return 1 + perf.dram_write_latency + d.out_row_words * lanes + WB_TAIL
+
+
+def writeback_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
+    return d.p_valid * d.ncols * write_burst_cycles(d, perf, lanes) if d.last else 0
 
 
 def dram_wr_stall(d: PassDescriptor, perf: PerfConfig) -> int:
     return d.p_valid * d.ncols * perf.dram_write_latency if d.last else 0
 
 
-def cycle_counts(d: PassDescriptor, perf: PerfConfig) -> dict[str, int]:
+def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
     c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
-             compute_cycles=compute_cycles(d), writeback_cycles=writeback_cycles(d, perf))
+             compute_cycles=compute_cycles(d, params.ifmap_spad_depth),
+             writeback_cycles=writeback_cycles(d, perf, params.lanes))
     c["cycles"] = sum(c.values()) + PASS_OVERHEAD
     c["dram_rd_stall"] = dram_rd_stall(d, perf)
     c["dram_wr_stall"] = dram_wr_stall(d, perf)
@@ -139,8 +205,9 @@ COUNTERS = ("cycles", "dma_in_cycles", "fload_cycles", "compute_cycles", "writeb
             "dram_read_words", "dram_write_words", "gin_words", "passes")
 
 
-def pass_counts(d: PassDescriptor, perf: PerfConfig, *, nz_slots: float = 0,
-                nz_first: float = 0, nz_last: float = 0) -> dict[str, float]:
+def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, *,
+                nz_slots: float = 0, nz_first: float = 0,
+                nz_last: float = 0) -> dict[str, float]:
     """Every counter of one pass.
 
     The data enter through three sums over the pass's active PEs (each PE sees one padded
@@ -159,7 +226,7 @@ def pass_counts(d: PassDescriptor, perf: PerfConfig, *, nz_slots: float = 0,
     else:
         psum_reads = psum_writes = 0
     in_words = d.nch_valid * d.in_burst
-    c = cycle_counts(d, perf)
+    c = cycle_counts(d, perf, params)
     c.update(
         macs=macs,
         gated_macs=slots - macs,
@@ -290,7 +357,7 @@ def cost(mapping, perf: PerfConfig = PerfConfig(), *,
     the cycles are known to exceed it (the mapper's pruning)."""
     cycles = words = 0
     for d, mult in _pass_classes(mapping):
-        cycles += mult * cycle_counts(d, perf)["cycles"]
+        cycles += mult * cycle_counts(d, perf, mapping.params)["cycles"]
         if limit is not None and cycles > limit:
             return None
         words += mult * (d.filt_words + d.nch_valid * d.in_burst
@@ -367,15 +434,15 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
 
     totals = dict.fromkeys(COUNTERS, 0)
     for d, mult in _pass_classes(mapping):
-        for name, v in pass_counts(d, perf).items():
+        for name, v in pass_counts(d, perf, params).items():
             totals[name] += mult * v
     # The classes were counted as if every slot were zero. The data terms of pass_counts are
     # linear in the three sums and scale with p and q*S only, which all passes share; every
     # m-tile sees the same ifmap. So add (counts with the sums - counts without) once.
     d0 = pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0)
-    data = pass_counts(d0, perf, nz_slots=nz_slots.sum().item(),
+    data = pass_counts(d0, perf, params, nz_slots=nz_slots.sum().item(),
                        nz_first=nz_first.sum().item(), nz_last=nz_last.sum().item())
-    zero = pass_counts(d0, perf)
+    zero = pass_counts(d0, perf, params)
     for name in ("macs", "gated_macs", "filter_spad_reads", "psum_spad_reads",
                  "psum_spad_writes"):
         totals[name] += mapping.m_tiles * (data[name] - zero[name])
@@ -385,7 +452,7 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
         rows = []
         for key, d in pass_plan(mapping):
             idx = (key.n, key.group, key.ctile, key.echunk)
-            c = pass_counts(d, perf, nz_slots=nz_slots[idx].item(),
+            c = pass_counts(d, perf, params, nz_slots=nz_slots[idx].item(),
                             nz_first=nz_first[idx].item(), nz_last=nz_last[idx].item())
             rows.append(dict(key._asdict(), **{n: int(round(v)) for n, v in c.items()}))
         result.per_pass = rows

@@ -448,13 +448,10 @@ class Accelerator(wiring.Component):
         k_ch = Signal(12)                       # channel burst counter (DMA in)
         k_dram = Signal(ADDR_BITS)
         k_glb = Signal(range(p.glb_words * rows + 1))
-        phase_name = {
-            _State.DMA_FILT: "dma_in_cycles", _State.DMA_IN: "dma_in_cycles",
-            _State.FLOAD: "fload_cycles", _State.COMPUTE: "compute_cycles",
-            _State.WRITEBACK: "writeback_cycles",
-        }
-        for st, name in phase_name.items():
-            count(name, state == st)
+        count("dma_in_cycles", (state == _State.DMA_FILT) | (state == _State.DMA_IN))
+        count("fload_cycles", state == _State.FLOAD)
+        count("compute_cycles", state == _State.COMPUTE)
+        count("writeback_cycles", state == _State.WRITEBACK)
 
         with m.Switch(state):
             with m.Case(_State.IDLE):
