@@ -7,11 +7,13 @@ Builds go to ``<work>/<sim>``, so a second run with the same Verilog only re-run
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +70,8 @@ def _icarus_time_zero_fix(path: Path, build_dir: Path) -> Path:
     text = path.read_text()
     fixed = _TRIGGER.sub(lambda m: f"reg {m.group(1)} ; initial #1 {m.group(1)}  = 1'b0;", text)
     out = build_dir / f"{path.stem}.icarus{path.suffix}"
-    out.write_text(fixed)
+    if not out.exists() or out.read_text() != fixed:   # unchanged: keep the build cached
+        out.write_text(fixed)
     return out
 
 
@@ -90,30 +93,33 @@ def run_bench(*, sim: str, verilog: list[Path], toplevel: str, module: str, spec
     work = Path(work).resolve()
     build_dir = work / sim
     build_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = build_dir / "spec.json"
-    results_path = build_dir / "bench_results.json"
+    # One build per simulator is shared by concurrent runs (pytest -n, sweeps): the build is
+    # serialised by a lock, and each run gets its own directory for spec, results and log.
+    test_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
+    spec_path = test_dir / "spec.json"
+    results_path = test_dir / "bench_results.json"
     spec_path.write_text(json.dumps(spec))
-    if results_path.exists():
-        results_path.unlink()
 
     sources = [Path(v).resolve() for v in verilog]
-    if sim == "icarus":
-        sources = [_icarus_time_zero_fix(v, build_dir) for v in sources]
     runner = get_runner(sim)
     build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if sim == "verilator" \
         else []
     t0 = time.monotonic()
-    log = build_dir / "sim.log"
-    runner.build(sources=sources, hdl_toplevel=toplevel,
-                 build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
-                 waves=waves, verbose=verbose, log_file=build_dir / "build.log")
+    log = test_dir / "sim.log"
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if sim == "icarus":
+            sources = [_icarus_time_zero_fix(v, build_dir) for v in sources]
+        runner.build(sources=sources, hdl_toplevel=toplevel,
+                     build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
+                     waves=waves, verbose=verbose, log_file=build_dir / "build.log")
     t1 = time.monotonic()
     # The simulator's embedded Python imports the bench from this process's sys.path.
     env = {"ROWSTAT_BENCH_SPEC": str(spec_path), "ROWSTAT_BENCH_RESULTS": str(results_path),
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         xml = runner.test(test_module=module, hdl_toplevel=toplevel, build_dir=build_dir,
-                          test_dir=build_dir, extra_env=env, waves=waves, verbose=verbose,
+                          test_dir=test_dir, extra_env=env, waves=waves, verbose=verbose,
                           timescale=("1ns", "1ps"), log_file=log)
         _, failed = get_results(xml)
     except SystemExit:      # the runner exits instead of returning when a cocotb test fails
@@ -121,5 +127,8 @@ def run_bench(*, sim: str, verilog: list[Path], toplevel: str, module: str, spec
     t2 = time.monotonic()
     cases = json.loads(results_path.read_text()) if results_path.exists() else []
     # (a bench writes a list of per-case results or one result object)
-    return BenchResult(passed=failed == 0 and bool(cases), cases=cases,
+    passed = failed == 0 and bool(cases)
+    if passed and not waves:
+        shutil.rmtree(test_dir, ignore_errors=True)     # keep only what explains a failure
+    return BenchResult(passed=passed, cases=cases,
                        build_seconds=t1 - t0, sim_seconds=t2 - t1, log=log)
