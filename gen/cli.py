@@ -156,6 +156,57 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_run(args) -> int:
+    """Map a layer, simulate it on the generated RTL, check every output word."""
+    from gen.run import run_layer
+    from gen.workload import parse_layer
+    params = _params(args)
+    layer = parse_layer(args.layer)
+    if not 0.0 <= args.stall_prob < 1.0:
+        raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
+    if args.dram_latency < 1:
+        raise UsageError(f"--dram-latency = {args.dram_latency} is out of range: allowed >= 1")
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
+        (lambda m: print(m, flush=True))
+    r = run_layer(params, layer, sim=args.sim, seed=args.seed, stall_prob=args.stall_prob,
+                  dram_latency=args.dram_latency, waves=args.waves, progress=say)
+    if args.json:
+        out = {k: r[k] for k in (
+            "match", "sim", "preset", "layer", "spec", "mapping", "passes", "cycles", "macs",
+            "pe_utilization", "gated_macs", "glb_reads", "glb_writes", "dram_read_bytes",
+            "dram_write_bytes", "model_cycles", "model_pe_utilization",
+            "counters_match_model", "counter_diffs", "first_mismatch", "stall_prob",
+            "dram_latency", "seed", "build_seconds", "sim_seconds", "wall_seconds")}
+        out["rtl_counters"] = r["rtl_counters"]
+        print(json.dumps(out, indent=2))
+    else:
+        c = r["rtl_counters"]
+        verdict = "MATCH" if r["match"] else "MISMATCH"
+        print(f"{verdict}: {r['layer']} ({r['spec']}) on {r['preset']}, {r['sim']}: every "
+              f"output word {'equals' if r['match'] else 'compared with'} the golden model")
+        if r["first_mismatch"]:
+            mm = r["first_mismatch"]
+            print(f"  first difference at n={mm['n']} m={mm['m']} e={mm['e']} f={mm['f']}: "
+                  f"got {mm['got']}, expected {mm['expected']} ({mm['count']} words differ)")
+        if c:
+            gated = c["gated_macs"] / max(1, c["macs"] + c["gated_macs"])
+            print(f"  {r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
+                  f"PE utilization {r['pe_utilization']:.1%}, {r['macs']:,} MACs, "
+                  f"{gated:.1%} of MAC slots zero-gated")
+            print(f"  phases: DMA in {c['dma_in_cycles']:,}, filter load "
+                  f"{c['fload_cycles']:,}, compute {c['compute_cycles']:,}, write-back "
+                  f"{c['writeback_cycles']:,}; DRAM stalls {c['dram_rd_stall'] + c['dram_wr_stall']:,}")
+            print(f"  traffic: DRAM {r['dram_read_bytes']:,} B read, {r['dram_write_bytes']:,} B "
+                  f"written; global buffer {c['glb_reads']:,} reads, {c['glb_writes']:,} writes")
+            print(f"  counters vs model: "
+                  f"{'all access counts equal' if r['counters_match_model'] else r['counter_diffs']}")
+        else:
+            print(f"  the simulation did not finish; see {r['log']}")
+        print(f"  {r['wall_seconds']:.1f} s (build {r['build_seconds']:.1f} s, simulation "
+              f"{r['sim_seconds']:.1f} s)")
+    return 0 if r["match"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rowstat", description="Generator of Eyeriss-style row-stationary CNN "
                 "accelerators: Verilog, cocotb regressions against a numpy golden model.")
@@ -190,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     d.add_argument("-o", "--output", metavar="DIR", help="work directory (default build/PRESET)")
     d.set_defaults(func=cmd_demo, demo=True)
+
+    u = sub.add_parser("run", help="map a conv layer, simulate it on the generated RTL, check "
+                       "every output word against the golden model, compare with the model")
+    _add_design(u)
+    u.add_argument("--layer", required=True, metavar="SPEC",
+                   help="C=3,M=8,H=16,W=16,R=3,S=3,stride=1,pad=1[,N=2][,relu=1][,shift=6]"
+                        "[,groups=2] or a name: lenet5.conv1, alexnet.conv3, vgg16.conv1_1, "
+                        "resnet50.res2a_branch2b, alexnet-mini.conv2, ...")
+    u.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
+                   help="simulator (default verilator)")
+    u.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the random weights and activations (default 0)")
+    u.add_argument("--stall-prob", type=float, default=0.0, metavar="P",
+                   help="random DRAM backpressure and extra latency (default 0: nominal DRAM)")
+    u.add_argument("--dram-latency", type=int, default=16, metavar="N",
+                   help="DRAM cycles from read request to first beat (default 16)")
+    u.add_argument("--waves", action="store_true", help="dump waveforms in the run folder")
+    u.add_argument("--json", action="store_true", help="print one JSON object")
+    u.set_defaults(func=cmd_run)
 
     s = sub.add_parser("presets", help="list the presets (or print one as TOML)")
     s.add_argument("--toml", metavar="NAME", help="print preset NAME as a TOML config")

@@ -4,6 +4,9 @@ together. A pure function of plain values, returning the ``--json`` object."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +28,37 @@ CACHE = Path("build") / "cache"
 
 # Share of zeros in generated activations, as after a ReLU on real data.
 ZERO_FRACTION = 0.4
+
+
+class _Progress:
+    """Polls the file the bench writes its progress to and reports it every few seconds."""
+
+    def __init__(self, folder: Path, say, sim: str, t0: float, every: float = 5.0):
+        fd, name = tempfile.mkstemp(prefix="progress-", dir=folder)
+        os.close(fd)
+        self.path = Path(name)
+        self._say, self._sim, self._t0, self._every = say, sim, t0, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        last = ""
+        while not self._stop.wait(self._every):
+            text = self.path.read_text().strip() if self.path.exists() else ""
+            if text and text != last:
+                last = text
+                done, total, cycles = text.split()
+                self._say(f"[{self._sim}] pass {done}/{total}, {int(cycles):,} cycles, "
+                          f"{time.monotonic() - self._t0:.0f} s")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
 
 
 def layer_data(layer: ConvLayer, params: AcceleratorParams, seed: int):
@@ -61,13 +95,15 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         f"{model['cycles']} cycles")
 
     verilog = cached_verilog(params, "rowstat_top", cache)
-    say(f"[{sim}] simulating {verilog.parent.name} ...")
-    res = run_program_bench(
-        params, verilog, descriptors=[d.pack(params) for d in program.descriptors],
-        dram=program.dram, out_base=program.out_base, out_words=program.out_words,
-        expected=expected, sim=sim, work=verilog.parent / "sim", dram_latency=dram_latency,
-        stall_prob=stall_prob, seed=seed, cycle_limit=max(100_000, 20 * model["cycles"]),
-        waves=waves)
+    say(f"[{sim}] building (cached per design) and simulating {verilog.parent.name} ...")
+    with _Progress(verilog.parent, say, sim, time.monotonic()) as watch:
+        res = run_program_bench(
+            params, verilog, descriptors=[d.pack(params) for d in program.descriptors],
+            dram=program.dram, out_base=program.out_base, out_words=program.out_words,
+            expected=expected, sim=sim, work=verilog.parent / "sim",
+            dram_latency=dram_latency, stall_prob=stall_prob, seed=seed,
+            cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
+            progress_path=watch.path if progress else None)
 
     rtl = res.get("counters", {})
     mismatch = None
@@ -86,7 +122,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "match": bool(res.get("passed")),
         "sim": sim,
         "preset": params.name,
-        "layer": layer.name or layer.spec(),
+        "layer": layer.name if layer.name not in ("", "custom") else layer.spec(),
         "spec": layer.spec(),
         "mapping": mapping.describe(),
         "passes": len(program.descriptors),

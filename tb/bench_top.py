@@ -38,6 +38,7 @@ async def run_program(dut):
     results_path = Path(os.environ["ROWSTAT_BENCH_RESULTS"])
     rng = random.Random(int(spec["seed"]))
     stall = float(spec["stall_prob"])
+    progress_path = Path(spec["progress_path"]) if spec.get("progress_path") else None
 
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
@@ -67,6 +68,8 @@ async def run_program(dut):
         if done // progress_every != last_report and done:
             last_report = done // progress_every
             dut._log.info(f"pass {done}/{len(descriptors)} after {cycles} cycles")
+            if progress_path:
+                progress_path.write_text(f"{done} {len(descriptors)} {cycles}\n")
         if cycles >= limit:
             break
     counters = await read_counters(dut)

@@ -16,7 +16,8 @@ __all__ = ["run_program_bench"]
 def run_program_bench(params: AcceleratorParams, verilog: Path, *, descriptors: list[int],
                       dram: list[int], out_base: int, out_words: int, expected: list[int],
                       sim: str, work: Path, dram_latency: int = 16, stall_prob: float = 0.0,
-                      seed: int = 0, cycle_limit: int = 50_000_000, waves: bool = False) -> dict:
+                      seed: int = 0, cycle_limit: int = 50_000_000, waves: bool = False,
+                      progress_path: Path | None = None) -> dict:
     if not 0.0 <= stall_prob < 1.0:
         raise ValueError(f"stall_prob = {stall_prob} is out of range: allowed 0 <= p < 1")
     spec = {
@@ -25,6 +26,7 @@ def run_program_bench(params: AcceleratorParams, verilog: Path, *, descriptors: 
         "out_base": out_base, "out_words": out_words, "expected": expected,
         "dram_latency": dram_latency, "stall_prob": stall_prob, "seed": seed,
         "cycle_limit": cycle_limit,
+        "progress_path": str(progress_path) if progress_path else None,
     }
     res = run_bench(sim=sim, verilog=[verilog], toplevel="rowstat_top", module="tb.bench_top",
                     spec=spec, work=work, waves=waves)
