@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -60,6 +61,36 @@ def port_list(component: wiring.Component) -> list[dict]:
     return ports
 
 
+_MODULE = re.compile(r"\(\* generator = \"Amaranth\" \*\)\nmodule (\S+) \(.*?\nendmodule\n",
+                     re.DOTALL)
+_TRIGGER_ID = re.compile(r"dump_module\$\d+")
+
+
+def dedupe_modules(text: str) -> str:
+    """Merge the Verilog modules that are identical but for their names.
+
+    Amaranth writes one module per instance, so an array of 168 equal PEs becomes 168 copies
+    of the PE's Verilog -- 11 MB for the eyeriss preset, which Verilator then compiles for a
+    quarter of an hour. Equal copies (leaves first, repeated until nothing changes) are
+    replaced by the first one and their instances renamed; the hardware is unchanged.
+    """
+    while True:
+        blocks = {m.group(1): m.group(0) for m in _MODULE.finditer(text)}
+        first, rename = {}, {}
+        for name, block in blocks.items():
+            key = _TRIGGER_ID.sub("", block.replace(name + " ", "\x00 ", 1))
+            if key in first:
+                rename[name] = first[key]
+            else:
+                first[key] = name
+        if not rename:
+            return text
+        for name in rename:
+            text = text.replace(blocks[name], "")
+        pattern = re.compile("|".join(re.escape(n + " ") for n in rename))
+        text = pattern.sub(lambda m: rename[m.group(0)[:-1]] + " ", text)
+
+
 def emit(params: AcceleratorParams, out_dir: str | Path, *, tops=None) -> dict:
     """Write the Verilog of every top (or of ``tops``) and the manifest into ``out_dir``;
     returns the manifest."""
@@ -72,7 +103,7 @@ def emit(params: AcceleratorParams, out_dir: str | Path, *, tops=None) -> dict:
     tops = {}
     for stem in wanted:
         top = TOPS[stem](params)
-        text = verilog.convert(top, name=stem, emit_src=False)
+        text = dedupe_modules(verilog.convert(top, name=stem, emit_src=False))
         path = out_dir / f"{stem}.v"
         tmp = path.with_suffix(".v.tmp")
         tmp.write_text(text)
