@@ -36,7 +36,7 @@ def design_hash(params: AcceleratorParams) -> str:
     """Hash of the parameters and of the generator's hardware sources: two equal hashes mean
     the same Verilog, so simulator builds can be cached under it."""
     h = hashlib.sha256(params.hardware_hash.encode())
-    for src in sorted(Path(hw.__file__).parent.glob("*.py")):
+    for src in [*sorted(Path(hw.__file__).parent.glob("*.py")), Path(__file__)]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:16]
