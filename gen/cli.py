@@ -71,18 +71,19 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def _pe_regressions(params, out: Path, sims, *, cases: int, seed: int, stall: float,
+def _pe_regressions(params, sims, *, cases: int, seed: int, stall: float,
                     waves: bool, progress) -> list[dict]:
-    from gen.emit import emit
+    from gen.emit import cached_verilog
+    from gen.run import CACHE
     from tb.pe_regression import run_pe_regression
-    emit(params, out)
+    verilog = cached_verilog(params, "rowstat_pe", CACHE)
     summaries = []
     for sim in sims:
-        progress(f"[{sim}] building and running {cases} random + representative PE passes "
+        progress(f"[{sim}] PE regression: {cases} random + representative passes "
                  f"(stall probability {stall}) ...")
-        summaries.append(run_pe_regression(params, out / "rowstat_pe.v", sim=sim,
-                                           work=out / "sim", count=cases, seed=seed,
-                                           stall_prob=stall, waves=waves))
+        summaries.append(run_pe_regression(params, verilog, sim=sim,
+                                           work=verilog.parent / "pe_sim", count=cases,
+                                           seed=seed, stall_prob=stall, waves=waves))
     return summaries
 
 
@@ -108,8 +109,7 @@ def cmd_pe(args) -> int:
     params = _params(args)
     sims = SIMULATORS if args.sim == "both" else (args.sim,)
     quiet = args.json
-    out = Path(args.output or f"build/{params.name}")
-    summaries = _pe_regressions(params, out, sims, cases=args.cases, seed=args.seed,
+    summaries = _pe_regressions(params, sims, cases=args.cases, seed=args.seed,
                                 stall=args.stall_prob, waves=args.waves,
                                 progress=(lambda m: None) if quiet else
                                 (lambda m: print(m, flush=True)))
@@ -122,7 +122,13 @@ def cmd_pe(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Generate the chosen preset, regress its PE on both simulators, report."""
+    """The main job: generate a design point, verify its PE and a real layer on both
+    simulators against the golden model, and report the layer and AlexNet's performance."""
+    from gen.emit import emit
+    from gen.mapper import map_layer
+    from gen.perf import estimate
+    from gen.run import run_layer
+    from gen.workload import parse_layer
     from tb.runner import SIMULATORS
     t0 = time.monotonic()
     params = _params(args)
@@ -132,27 +138,54 @@ def cmd_demo(args) -> int:
         f"{params.data_width}-bit data, {params.psum_width}-bit psums, spads "
         f"{params.ifmap_spad_depth}/{params.filter_spad_depth}/{params.psum_spad_depth} words, "
         f"{params.glb_kib} KiB global buffer")
-    from gen.emit import emit
+    say(f"[1/4] generating Verilog into {out}/ ...")
     manifest = emit(params, out)
-    say(f"generated {out / 'rowstat_pe.v'} and {out / 'manifest.json'} "
-        f"(hash {manifest['hardware_hash']})")
-    checked = _pe_regressions(params, out, SIMULATORS, cases=args.cases, seed=args.seed,
-                              stall=0.3, waves=False, progress=say)
+    for top in manifest["tops"].values():
+        size = (out / top["file"]).stat().st_size
+        say(f"      {out / top['file']}: {size / 1e6:.1f} MB, {len(top['ports'])} ports")
+    say("[2/4] PE regression on both simulators")
+    checked = _pe_regressions(params, SIMULATORS, cases=args.cases, seed=args.seed,
+                              stall=0.3, waves=False, progress=lambda m: say("      " + m))
     for s in checked:
         _print_summary(s, detail=False)
-    # Stall-free run: how busy the MAC stays on the foldings a mapper would use.
-    say("[verilator] stall-free run for the MAC utilization of representative foldings ...")
-    (free,) = _pe_regressions(params, out, ("verilator",), cases=0, seed=args.seed, stall=0.0,
-                              waves=False, progress=lambda m: None)
-    print(f"\n{'PE pass (no stalls)':<62} {'cycles':>7} {'MAC slots':>9} {'MAC busy':>8} "
-          f"{'gated':>6}")
-    for r in free["results"]:
-        gated = r["gated_macs"] / max(1, r["gated_macs"] + r["macs"])
-        print(f"{r['case']:<62} {r['cycles']:>7} {r['mac_slots']:>9} "
-              f"{r['mac_utilization']:>8.1%} {gated:>6.1%}")
-    ok = all(s["passed"] for s in checked) and free["passed"]
-    print(f"\n{'PASS' if ok else 'FAIL'}: PE of preset {params.name} matches the golden model on "
-          f"{', '.join(s['sim'] for s in checked)} ({time.monotonic() - t0:.0f} s)")
+    layer = parse_layer(args.layer)
+    say(f"[3/4] {layer.name} ({layer.spec()}) on the whole accelerator, both simulators, "
+        f"DRAM with random stalls on Icarus")
+    runs = []
+    for sim, stall in (("verilator", 0.0), ("icarus", 0.2)):
+        r = run_layer(params, layer, sim=sim, seed=args.seed, stall_prob=stall,
+                      progress=lambda m: say("      " + m))
+        runs.append(r)
+        c = r["rtl_counters"]
+        say(f"      [{sim}] {'MATCH' if r['match'] else 'MISMATCH'}: "
+            f"{layer.N * layer.M * layer.E * layer.F} output words vs golden; "
+            f"{r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
+            f"PE utilization {r['pe_utilization']:.1%}, access counters "
+            f"{'= model' if r['counters_match_model'] else '!= model'}, DRAM stalls "
+            f"{c.get('dram_rd_stall', 0) + c.get('dram_wr_stall', 0):,} cycles")
+    say(f"[4/4] AlexNet CONV1-5 on {params.name}, batch 1 (analytic model = RTL rules)")
+    print(f"      {'layer':6} {'passes':>6} {'cycles':>11} {'PE util':>8} {'DRAM MB':>8}")
+    total_c = total_m = 0
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5"):
+        lay = parse_layer(f"alexnet.{name}")
+        try:
+            mp = map_layer(lay, params)
+        except ValueError as e:
+            print(f"      {name:6} cannot run: {e}")
+            continue
+        est = estimate(mp)
+        total_c += est.cycles
+        total_m += lay.macs
+        print(f"      {name:6} {mp.passes:>6} {est.cycles:>11,} "
+              f"{est.pe_utilization(params):>8.1%} "
+              f"{(est.dram_read_bytes + est.dram_write_bytes) / 1e6:>8.2f}")
+    if total_c:
+        print(f"      {'all':6} {'':>6} {total_c:>11,} "
+              f"{total_m / (total_c * params.num_pes):>8.1%}")
+    ok = all(s["passed"] for s in checked) and all(r["match"] and r["counters_match_model"]
+                                                    for r in runs)
+    print(f"\n{'PASS' if ok else 'FAIL'}: preset {params.name}: PE and {layer.name} match the "
+          f"golden model on {', '.join(SIMULATORS)} ({time.monotonic() - t0:.0f} s)")
     return 0 if ok else 1
 
 
@@ -230,17 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--waves", action="store_true", help="dump waveforms in the build folder")
     r.add_argument("--json", action="store_true", help="print one JSON summary")
     r.add_argument("-v", "--verbose", action="store_true", help="one line per pass")
-    r.add_argument("-o", "--output", metavar="DIR", help="work directory (default build/PRESET)")
     r.set_defaults(func=cmd_pe)
 
-    d = sub.add_parser("demo", help="the main job: generate a preset (default eyeriss), "
-                       "regress its PE on Verilator and Icarus, report")
-    _add_design(d, default_help="eyeriss")
+    d = sub.add_parser("demo", help="the main job: generate a preset (default tiny), verify "
+                       "its PE and a real layer on Verilator and Icarus, report")
+    _add_design(d)
+    d.add_argument("--layer", default="lenet5.conv2", metavar="SPEC",
+                   help="the layer to run on the whole accelerator (default lenet5.conv2)")
     d.add_argument("--cases", type=int, default=8, metavar="N",
                    help="random passes besides the representative ones (default 8)")
     d.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     d.add_argument("-o", "--output", metavar="DIR", help="work directory (default build/PRESET)")
-    d.set_defaults(func=cmd_demo, demo=True)
+    d.set_defaults(func=cmd_demo)
 
     u = sub.add_parser("run", help="map a conv layer, simulate it on the generated RTL, check "
                        "every output word against the golden model, compare with the model")
@@ -274,8 +308,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        if getattr(args, "demo", False) and not args.preset and not args.config:
-            args.preset = "eyeriss"
         if getattr(args, "cases", 0) < 0:
             raise UsageError(f"--cases = {args.cases} is out of range: allowed >= 0")
         return args.func(args)

@@ -398,8 +398,11 @@ class Accelerator(wiring.Component):
             self.wr_req.payload.addr.eq(wb_addr), self.wr_req.payload.len.eq(d.out_row_words),
             self.wr_req.valid.eq(wb_req_pending),
         ]
-        count("dram_wr_stall", (wb_req_pending & ~self.wr_req.ready) |
-              (beat_valid & ~self.wr_data.ready))
+        # Cycles the write-back loses to DRAM: the request waits, the lane pipeline waits for
+        # the beat register, or the row's last beat waits with nothing else in flight. A beat
+        # waiting while the next lanes are still being read costs nothing and is not counted.
+        count("dram_wr_stall", (wb_req_pending & ~self.wr_req.ready) | stall_wb |
+              (beat_valid & ~self.wr_data.ready & ~wb_issuing & ~s1_valid))
         with m.If(beat_valid & self.wr_data.ready):
             m.d.sync += beat_valid.eq(0)
             count("dram_write_words", 1)

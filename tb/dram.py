@@ -46,7 +46,8 @@ import random
 from dataclasses import dataclass, field
 
 import cocotb
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import Event, FallingEdge, ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
 
 from hw.descriptor import ADDR_BITS, COUNT_BITS
 
@@ -118,9 +119,13 @@ class DramModel:
                                  f"{ADDR_BITS + COUNT_BITS} (addr, len)")
         self._clk = clk
         self._task = None
+        self._period = 0
+        self._asleep_since = None
+        self._wake = Event()
+        self._watchers = []
 
         #: The cycle in progress (from its falling edge on) or just ended; 0 before the first.
-        self.cycle = 0
+        self._cycle = 0
         #: Every accepted request in handshake order (reads and writes interleaved).
         self.requests: list[DramRequest] = []
         self.protocol_errors: list[str] = []
@@ -167,12 +172,21 @@ class DramModel:
 
     def start(self) -> "DramModel":
         self._task = cocotb.start_soon(self._run())
+        self._watchers = [cocotb.start_soon(self._watch(s.valid))
+                          for s in (self._rd_req, self._wr_req, self._wr_data)]
         return self
 
     def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        for task in [self._task, *self._watchers]:
+            if task is not None:
+                task.cancel()
+        self._task, self._watchers = None, []
+
+    async def _watch(self, valid):
+        """Wakes the model from an idle stretch when a DUT valid rises."""
+        while True:
+            await RisingEdge(valid)
+            self._wake.set()
 
     async def wait_idle(self, *, timeout_cycles: int | None = None):
         """Return after the first rising edge at which :attr:`idle` holds."""
@@ -247,11 +261,46 @@ class DramModel:
         if request.beats == request.len:
             request.done = cycle
 
+    async def _sleep_while_idle(self):
+        """Skip the cycles in which nothing can happen -- no request pending, no beat offered,
+        every DUT valid low -- and count them. Returns at the falling edge of the cycle in
+        which a DUT valid rose (at once if there is no such quiet stretch)."""
+        streams = (self._rd_req, self._wr_req, self._wr_data)
+        if not self._period or self._offer or self._pending_reads or self._pending_writes:
+            return
+        self._wake.clear()
+        if any(self._high_quiet(s.valid) for s in streams):
+            return
+        self._rd_data.valid.value = 0       # no beat is offered while asleep
+        self._asleep_since = get_sim_time("step")
+        await self._wake.wait()
+        await FallingEdge(self._clk)
+        self._cycle += round((get_sim_time("step") - self._asleep_since) / self._period)
+        self._asleep_since = None
+
+    @property
+    def cycle(self) -> int:
+        """The current cycle, also while the model sleeps through an idle stretch."""
+        if self._asleep_since is None:
+            return self._cycle
+        return self._cycle + int((get_sim_time("step") - self._asleep_since) // self._period)
+
+    @staticmethod
+    def _high_quiet(signal) -> bool:
+        value = signal.value
+        return value.is_resolvable and bool(value)
+
     async def _run(self):
         rd_req, rd_data, wr_req, wr_data = self._rd_req, self._rd_data, self._wr_req, self._wr_data
+        last = None
         while True:
             await FallingEdge(self._clk)
-            self.cycle += 1
+            self._cycle += 1
+            now = get_sim_time("step")
+            if last is not None:
+                self._period = now - last
+            await self._sleep_while_idle()
+            last = get_sim_time("step")
             take_rd_req = not self._stalled()
             take_wr_req = not self._stalled()
             take_wr_data = not self._stalled()
