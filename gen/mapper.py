@@ -84,9 +84,9 @@ def layer_error(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs
     if shift >= p.psum_width:
         return f"shift = {shift} is out of range: allowed 0..{p.psum_width - 1} (psum_width)"
     smallest = _tile_words(layer, p, 1, 1, 1) + _filter_words(layer, p, 1, 1, 1)
-    if smallest > p.glb_words:
+    if smallest > p.glb_pass_words:
         return (f"global buffer too small: the smallest pass needs {smallest} words, "
-                f"glb_words = {p.glb_words}")
+                f"glb_pass_words = {p.glb_pass_words} (half the global buffer)")
     return None
 
 
@@ -114,9 +114,9 @@ def mapping_error(layer: ConvLayer, params: AcceleratorParams, *, q: int, p: int
     if p * layer.F > pr.psum_buf_depth:
         return f"p*F = {p}*{layer.F} > psum_buf_depth = {pr.psum_buf_depth}"
     need = _tile_words(layer, pr, q, vgroups, ncols) + _filter_words(layer, pr, q, p, vgroups)
-    if need > pr.glb_words:
+    if need > pr.glb_pass_words:
         return (f"global buffer too small for this mapping: ifmap tile and filter block need "
-                f"{need} words, glb_words = {pr.glb_words}")
+                f"{need} words, glb_pass_words = {pr.glb_pass_words}")
     return None
 
 
@@ -201,7 +201,7 @@ def candidates(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs"
         for vgroups in range(1, min(pr.rows // R, _ceil_div(layer.Cg, q)) + 1):
             fgroups = _ceil_div(vgroups * R, pr.lanes)
             for ncols in _balanced(layer.E, pr.cols):
-                room = pr.glb_words - _tile_words(layer, pr, q, vgroups, ncols)
+                room = pr.glb_pass_words - _tile_words(layer, pr, q, vgroups, ncols)
                 p_max = min(p_cap, room // (fgroups * q * S)) if room > 0 else 0
                 if p_max < 1:
                     continue
@@ -230,5 +230,5 @@ def map_layer(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs")
             best, best_key = m, key
     if best is None:  # layer_error passed, so only the global buffer can be the reason
         raise ValueError(f"{layer.name}: global buffer too small: no mapping fits "
-                         f"glb_words = {params.glb_words}")
+                         f"glb_pass_words = {params.glb_pass_words}")
     return best

@@ -29,7 +29,8 @@ from hw.params import AcceleratorParams
 from .program import PassPlanner, e_chunks, pass_descriptor, pass_plan
 
 __all__ = ["PerfConfig", "Perf", "estimate", "cost", "pass_counts", "COUNTERS",
-           "DMA_SETUP", "FLOAD_TAIL", "WB_TAIL", "PASS_OVERHEAD", "compute_cycles"]
+           "DMA_SETUP", "FLOAD_TAIL", "WB_TAIL", "LOAD_OVERHEAD", "EXEC_OVERHEAD",
+           "compute_cycles", "timeline"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,8 +59,10 @@ FLOAD_TAIL = 2
 #: Cycles of a write-back burst beyond one per lane (request, pipeline, beat hand-off, next
 #: row's set-up).
 WB_TAIL = 3
-#: Controller cycles per pass outside the four phases (check, set-up, done).
-PASS_OVERHEAD = 3
+#: Loader cycles per pass outside its DMA: check, the cycle that starts the first burst.
+LOAD_OVERHEAD = 2
+#: Executor cycles per pass outside its phases: set-up (the array's IDs settle), done.
+EXEC_OVERHEAD = 2
 
 
 def read_burst_cycles(length: int, perf: PerfConfig) -> int:
@@ -187,10 +190,47 @@ def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams)
     c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
              compute_cycles=compute_cycles(d, params.ifmap_spad_depth),
              writeback_cycles=writeback_cycles(d, perf, params.lanes))
-    c["cycles"] = sum(c.values()) + PASS_OVERHEAD
+    c["load_cycles"] = LOAD_OVERHEAD + c["dma_in_cycles"]
+    c["exec_cycles"] = (EXEC_OVERHEAD + c["fload_cycles"] + c["compute_cycles"]
+                        + c["writeback_cycles"])
+    # A pass alone: the loader, the hand-off cycle, the executor.
+    c["cycles"] = c["load_cycles"] + 1 + c["exec_cycles"]
     c["dram_rd_stall"] = dram_rd_stall(d, perf)
     c["dram_wr_stall"] = dram_wr_stall(d, perf)
     return c
+
+
+def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, int]:
+    """Cycles of a sequence of passes with the loader and the executor overlapping.
+
+    Cycle 0 accepts the first descriptor. Pass k: the loader checks it (cycle A+1), starts
+    its first burst at w >= A+2 (a ``sync`` pass waits there for the executor to be idle),
+    runs the DMA (w+1 .. w+dma), is ready at r = w+dma+1 and hands the pass over at
+    h = max(r, the executor's first idle cycle); the executor runs set-up at h+1 and is done
+    at e = h + its cycles, idle from e+1. The loader takes the next descriptor at h+1.
+    Returns cycles (busy), overlap_cycles (loader DMA while the executor loads filters,
+    computes or writes back) and dma_stall_cycles (executor idle while the loader works).
+    """
+    accept, e_prev = 0, None
+    overlap = stall = 0
+    for d in descs:
+        c = cycle_counts(d, perf, params)
+        w = accept + 2
+        if d.sync and e_prev is not None:
+            w = max(w, e_prev + 1)
+        dma_lo, dma_hi = w + 1, w + c["dma_in_cycles"]
+        r = dma_hi + 1
+        h = r if e_prev is None else max(r, e_prev + 1)
+        if e_prev is not None:
+            # the executor's busy states of the previous pass: set-up+1 .. done-1
+            overlap += max(0, min(dma_hi, e_prev - 1) - max(dma_lo, x_lo) + 1)
+            stall += h - e_prev
+        else:
+            stall += h - accept
+        x_lo = h + 2
+        e_prev = h + c["exec_cycles"]
+        accept = h + 1
+    return {"cycles": e_prev or 0, "overlap_cycles": overlap, "dma_stall_cycles": stall}
 
 
 # ============================================================================================
@@ -202,7 +242,8 @@ COUNTERS = ("cycles", "dma_in_cycles", "fload_cycles", "compute_cycles", "writeb
             "dram_rd_stall", "dram_wr_stall", "macs", "gated_macs", "filter_spad_reads",
             "filter_spad_writes", "ifmap_spad_reads", "ifmap_spad_writes", "psum_spad_reads",
             "psum_spad_writes", "glb_reads", "glb_writes", "psum_buf_reads", "psum_buf_writes",
-            "dram_read_words", "dram_write_words", "gin_words", "passes")
+            "dram_read_words", "dram_write_words", "gin_words", "passes",
+            "overlap_cycles", "dma_stall_cycles")
 
 
 def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, *,
@@ -275,6 +316,8 @@ class Perf:
     dram_write_words: int = 0
     gin_words: int = 0
     passes: int = 0
+    overlap_cycles: int = 0
+    dma_stall_cycles: int = 0
     #: The layer's own MACs (N*M*E*F*C/groups*R*S), what utilization is measured against.
     macs_ideal: int = 0
     #: Bytes per DRAM word.
@@ -357,7 +400,9 @@ def cost(mapping, perf: PerfConfig = PerfConfig(), *,
     the cycles are known to exceed it (the mapper's pruning)."""
     cycles = words = 0
     for d, mult in _pass_classes(mapping):
-        cycles += mult * cycle_counts(d, perf, mapping.params)["cycles"]
+        c = cycle_counts(d, perf, mapping.params)
+        # in steady state the next hand-off follows the slower of the two engines
+        cycles += mult * max(c["load_cycles"] + 2, c["exec_cycles"] + 1)
         if limit is not None and cycles > limit:
             return None
         words += mult * (d.filt_words + d.nch_valid * d.in_burst
@@ -435,7 +480,10 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
     totals = dict.fromkeys(COUNTERS, 0)
     for d, mult in _pass_classes(mapping):
         for name, v in pass_counts(d, perf, params).items():
-            totals[name] += mult * v
+            if name in totals:
+                totals[name] += mult * v
+    # Cycles depend on the order of the passes (the loader works one pass ahead).
+    totals.update(timeline((d for _, d in pass_plan(mapping)), perf, params))
     # The classes were counted as if every slot were zero. The data terms of pass_counts are
     # linear in the three sums and scale with p and q*S only, which all passes share; every
     # m-tile sees the same ifmap. So add (counts with the sums - counts without) once.

@@ -19,6 +19,8 @@ convolution proves the descriptors right before any RTL exists.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -238,6 +240,10 @@ def pass_plan(mapping, *, in_base: int = 0, filt_base: int = 0,
                     for ct in range(planner.c_tiles):
                         plan.append((PassKey(n, group, mt, ch.index, ct),
                                      planner.descriptor(n, group, mt, ch, ct)))
+    # The first pass of a layer waits for everything before it (the previous layer's output
+    # must be in DRAM before this layer's loads start).
+    key, first = plan[0]
+    plan[0] = (key, dataclasses.replace(first, sync=True))
     return plan
 
 

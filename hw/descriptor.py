@@ -116,6 +116,7 @@ def descriptor_layout(params: AcceleratorParams) -> data.StructLayout:
         "out_row_words": unsigned(12),
         "shift":         unsigned(6),
         "relu":          unsigned(1),
+        "sync":          unsigned(1),
     })
 
 
@@ -152,6 +153,7 @@ class PassDescriptor:
     out_row_words: int
     shift: int
     relu: bool
+    sync: bool = False
 
     # -- derived -----------------------------------------------------------------------------
 
@@ -213,9 +215,10 @@ class PassDescriptor:
         tile = d.vgroups * d.chans * d.ch_words
         fw = d.filter_groups(p) * d.pqs
         if not (d.filt_words == fw and tile <= d.filt_glb
-                and d.filt_glb + d.filt_words <= p.glb_words):
+                and d.filt_glb + d.filt_words <= p.glb_pass_words):
             return E.GLB, (f"ifmap tile ({tile} words) and filter block ({fw} words at "
-                           f"{d.filt_glb}) must fit the global buffer of {p.glb_words} words "
+                           f"{d.filt_glb}) must fit half the global buffer, "
+                           f"{p.glb_pass_words} words, "
                            f"without overlapping")
         if not d.out_width * d.filters <= p.psum_buf_depth:
             return E.PSUM_BUF, (f"out_width x filters = {d.out_width} x {d.filters} is out of "

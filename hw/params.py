@@ -184,6 +184,12 @@ class AcceleratorParams:
         return (self.glb_bytes - self.psum_buf_bytes) * 8 // self.dram_width
 
     @property
+    def glb_pass_words(self) -> int:
+        """Global-buffer words one pass may use: the buffer is split in two halves, so that
+        the DMA fills one with the next pass's data while the array computes from the other."""
+        return self.glb_words // 2
+
+    @property
     def glb_bank_words(self) -> int:
         """Depth of one global-buffer bank in 64-bit words."""
         return self.glb_bytes // 8 // self.glb_banks

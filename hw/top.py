@@ -1,13 +1,19 @@
 """The accelerator: controller, DMA, global buffer, psum buffers, PE array, write-back.
 
-One pass descriptor (hw/descriptor.py) at a time: check -> DMA in -> filter load -> compute ->
-write-back (on the last pass of an output tile). The phases are sequential (overlapping DMA
-with compute is the double-buffered global buffer's job), so every phase's length follows from
-the descriptor and the DRAM's timing, and the performance model can predict it.
+Two engines share the work of each pass descriptor (hw/descriptor.py):
+
+* the **loader** checks it and DMAs its filter block and ifmap tile into one half of the global
+  buffer;
+* the **executor** loads the filters into the array, computes, and writes the finished ofmap
+  rows back to DRAM (on the last pass of an output tile).
+
+The global buffer is double-buffered: while the executor runs pass k from one half, the loader
+fills the other with pass k+1. Every phase's length follows from the descriptor and the DRAM's
+timing, so the performance model can predict it, overlap included.
 
 Ports:
 
-* ``desc`` -- descriptor stream in; accepted only while idle.
+* ``desc`` -- descriptor stream in; accepted while the loader is idle.
 * ``busy``, ``error``, ``error_code``, ``passes_done`` -- status. A descriptor the controller
   cannot execute is consumed and dropped, ``error`` goes high (sticky until reset) and
   ``error_code`` says why (:class:`hw.descriptor.DescError`).
@@ -37,6 +43,7 @@ TOP_COUNTERS = (
     "ifmap_spad_reads", "ifmap_spad_writes", "psum_spad_reads", "psum_spad_writes",
     "glb_reads", "glb_writes", "psum_buf_reads", "psum_buf_writes",
     "dram_read_words", "dram_write_words", "gin_words", "passes",
+    "overlap_cycles", "dma_stall_cycles",
 )
 
 # PE event name -> top counter name
@@ -52,16 +59,24 @@ def dma_request_layout() -> data.StructLayout:
     return data.StructLayout({"addr": unsigned(ADDR_BITS), "len": unsigned(COUNT_BITS)})
 
 
-class _State(enum.Enum, shape=4):
+class _Load(enum.Enum, shape=3):
+    """The loader: checks a descriptor and fills its half of the global buffer."""
     IDLE = 0
     CHECK = 1
-    DMA_FILT = 2
-    DMA_IN = 3
-    FLOAD = 4
-    COMPUTE = 5
-    WRITEBACK = 6
-    DONE = 7
-    SETUP = 8
+    WAIT = 2          # a sync descriptor waits for the executor to go idle
+    DMA_FILT = 3
+    DMA_IN = 4
+    READY = 5         # loaded; handed to the executor as soon as it is idle
+
+
+class _Exec(enum.Enum, shape=3):
+    """The executor: runs a loaded pass on the array."""
+    IDLE = 0
+    SETUP = 1         # the array's IDs settle
+    FLOAD = 2
+    COMPUTE = 3
+    WRITEBACK = 4
+    DONE = 5
 
 
 class Accelerator(wiring.Component):
@@ -90,9 +105,14 @@ class Accelerator(wiring.Component):
         L, dw, pw = p.lanes, p.data_width, p.psum_width
         rows, cols = p.rows, p.cols
 
-        d = Signal(self.desc_layout)        # the descriptor being executed
-        state = Signal(_State)
-        m.d.comb += self.busy.eq(state != _State.IDLE)
+        dl = Signal(self.desc_layout)       # the loader's descriptor
+        d = Signal(self.desc_layout)        # the executor's descriptor
+        lstate = Signal(_Load)
+        xstate = Signal(_Exec)
+        lbuf = Signal()                     # global-buffer half of the loader's pass
+        xbuf = Signal()                     # ... and of the executor's
+        half = p.glb_pass_words
+        m.d.comb += self.busy.eq((lstate != _Load.IDLE) | (xstate != _Exec.IDLE))
 
         m.submodules.array = array = PEArray(p)
 
@@ -117,7 +137,7 @@ class Accelerator(wiring.Component):
         def count(name, amount):
             m.d.sync += cnt[name].eq(cnt[name] + amount)
 
-        count("cycles", state != _State.IDLE)
+        count("cycles", self.busy)
         for ev, top_name in _PE_TO_TOP.items():
             count(top_name, array.events[ev])
 
@@ -128,43 +148,50 @@ class Accelerator(wiring.Component):
 
         # ---- the descriptor check -------------------------------------------------------
         # Same rules as PassDescriptor.error(), in the same order.
-        qs = d.chans * d.taps
-        pqs_c = d.filters * qs
-        act_rows = d.vgroups * d.filt_rows
-        padded = d.in_width + 2 * d.pad
-        f_groups = (act_rows + L - 1) // L if L & (L - 1) == 0 else None
-        if f_groups is None:
+        if L & (L - 1):
             raise ValueError(f"lanes = {L} must be a power of two (dram_width / data_width)")
-        tile = d.vgroups * d.chans * d.ch_words
-        with m.If((d.taps == 0) | (d.chans == 0) | (qs > p.ifmap_spad_depth)):
+
+        def derived(desc):
+            qs = desc.chans * desc.taps
+            act_rows = desc.vgroups * desc.filt_rows
+            return dict(qs=qs, pqs=desc.filters * qs, act_rows=act_rows,
+                        padded=desc.in_width + 2 * desc.pad,
+                        f_groups=(act_rows + L - 1) // L,
+                        tile=desc.vgroups * desc.chans * desc.ch_words)
+
+        c = derived(dl)
+        qs_l, pqs_l, act_l, padded_l = c["qs"], c["pqs"], c["act_rows"], c["padded"]
+        x = derived(d)
+        qs, pqs_c, act_rows, padded = x["qs"], x["pqs"], x["act_rows"], x["padded"]
+        with m.If((dl.taps == 0) | (dl.chans == 0) | (qs_l > p.ifmap_spad_depth)):
             m.d.comb += err.eq(DescError.TAPS)
-        with m.Elif((d.filters == 0) | (d.filters > p.psum_spad_depth) |
-                    (pqs_c > p.filter_spad_depth)):
+        with m.Elif((dl.filters == 0) | (dl.filters > p.psum_spad_depth) |
+                    (pqs_l > p.filter_spad_depth)):
             m.d.comb += err.eq(DescError.FILTERS)
-        with m.Elif(d.stride == 0):
+        with m.Elif(dl.stride == 0):
             m.d.comb += err.eq(DescError.STRIDE)
-        with m.Elif((d.filt_rows == 0) | (d.vgroups == 0) | (act_rows > rows)):
+        with m.Elif((dl.filt_rows == 0) | (dl.vgroups == 0) | (act_l > rows)):
             m.d.comb += err.eq(DescError.ROWS)
-        with m.Elif((d.ncols == 0) | (d.ncols > cols)):
+        with m.Elif((dl.ncols == 0) | (dl.ncols > cols)):
             m.d.comb += err.eq(DescError.COLS)
-        with m.Elif((d.in_width == 0) | (padded > 4095) | (d.out_width == 0) |
-                    ((d.out_width - 1) * d.stride + d.taps > padded)):
+        with m.Elif((dl.in_width == 0) | (padded_l > 4095) | (dl.out_width == 0) |
+                    ((dl.out_width - 1) * dl.stride + dl.taps > padded_l)):
             m.d.comb += err.eq(DescError.WIDTH)
-        with m.Elif((d.nrows != (d.ncols - 1) * d.stride + d.filt_rows) |
-                    (d.row_lo > d.row_hi) | (d.row_hi > d.nrows) |
-                    (d.nch_valid == 0) | (d.nch_valid > d.vgroups * d.chans) |
-                    (d.row_words != (d.in_width + L - 1) // L) |
-                    (d.ch_words != d.nrows * d.row_words) |
-                    (d.in_burst != (d.row_hi - d.row_lo) * d.row_words)):
+        with m.Elif((dl.nrows != (dl.ncols - 1) * dl.stride + dl.filt_rows) |
+                    (dl.row_lo > dl.row_hi) | (dl.row_hi > dl.nrows) |
+                    (dl.nch_valid == 0) | (dl.nch_valid > dl.vgroups * dl.chans) |
+                    (dl.row_words != (dl.in_width + L - 1) // L) |
+                    (dl.ch_words != dl.nrows * dl.row_words) |
+                    (dl.in_burst != (dl.row_hi - dl.row_lo) * dl.row_words)):
             m.d.comb += err.eq(DescError.GEOMETRY)
-        with m.Elif((d.filt_words != f_groups * pqs_c) | (tile > d.filt_glb) |
-                    (d.filt_glb + d.filt_words > p.glb_words)):
+        with m.Elif((dl.filt_words != c["f_groups"] * pqs_l) | (c["tile"] > dl.filt_glb) |
+                    (dl.filt_glb + dl.filt_words > half)):
             m.d.comb += err.eq(DescError.GLB)
-        with m.Elif(d.out_width * d.filters > p.psum_buf_depth):
+        with m.Elif(dl.out_width * dl.filters > p.psum_buf_depth):
             m.d.comb += err.eq(DescError.PSUM_BUF)
-        with m.Elif((d.p_valid == 0) | (d.p_valid > d.filters) |
-                    (d.out_row_words != (d.out_width + L - 1) // L) |
-                    (d.shift >= pw)):
+        with m.Elif((dl.p_valid == 0) | (dl.p_valid > dl.filters) |
+                    (dl.out_row_words != (dl.out_width + L - 1) // L) |
+                    (dl.shift >= pw)):
             m.d.comb += err.eq(DescError.WRITEBACK)
         with m.Else():
             m.d.comb += err.eq(DescError.NONE)
@@ -192,7 +219,8 @@ class Accelerator(wiring.Component):
                 count("dram_rd_stall", 1)
         with m.If(rd_busy & rd_phase):
             m.d.comb += [self.rd_data.ready.eq(1),
-                         glb_w.addr.eq(rd_dst), glb_w.data.eq(self.rd_data.payload),
+                         glb_w.addr.eq(rd_dst + Mux(lbuf, half, 0)),
+                         glb_w.data.eq(self.rd_data.payload),
                          glb_w.en.eq(self.rd_data.valid)]
             with m.If(self.rd_data.valid):
                 count("glb_writes", 1)
@@ -287,9 +315,10 @@ class Accelerator(wiring.Component):
 
         # GLB read port: the filter loader and the generator never run together.
         with m.If(fl_run):
-            m.d.comb += [glb_r.addr.eq(d.filt_glb + fl_n), glb_r.en.eq(fl_issue)]
+            m.d.comb += [glb_r.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
+                         glb_r.en.eq(fl_issue)]
         with m.Else():
-            m.d.comb += [glb_r.addr.eq(g_wword + g_ac + g_as + g_ah),
+            m.d.comb += [glb_r.addr.eq(g_wword + g_ac + g_as + g_ah + Mux(xbuf, half, 0)),
                          glb_r.en.eq(g_issue & ~g_zero)]
         count("glb_reads", fl_issue | (~fl_run & g_issue & ~g_zero))
 
@@ -366,7 +395,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += r_n.eq(r_n + 1)
             with m.If(r_adv):
                 m.d.sync += r_valid.eq(r_issue)
-            with m.If(state == _State.SETUP):
+            with m.If(xstate == _Exec.SETUP):
                 m.d.sync += [r_n.eq(0), r_valid.eq(0), wr_cnt[j].eq(0)]
         count("psum_buf_writes", _count_bits([array.psum_out[j].valid for j in range(cols)]))
         pin_reads = []
@@ -451,69 +480,90 @@ class Accelerator(wiring.Component):
         k_ch = Signal(12)                       # channel burst counter (DMA in)
         k_dram = Signal(ADDR_BITS)
         k_glb = Signal(range(p.glb_words * rows + 1))
-        count("dma_in_cycles", (state == _State.DMA_FILT) | (state == _State.DMA_IN))
-        count("fload_cycles", state == _State.FLOAD)
-        count("compute_cycles", state == _State.COMPUTE)
-        count("writeback_cycles", state == _State.WRITEBACK)
+        loading = (lstate == _Load.DMA_FILT) | (lstate == _Load.DMA_IN)
+        executing = ((xstate == _Exec.FLOAD) | (xstate == _Exec.COMPUTE) |
+                     (xstate == _Exec.WRITEBACK))
+        count("dma_in_cycles", loading)
+        count("fload_cycles", xstate == _Exec.FLOAD)
+        count("compute_cycles", xstate == _Exec.COMPUTE)
+        count("writeback_cycles", xstate == _Exec.WRITEBACK)
+        count("overlap_cycles", loading & executing)
+        count("dma_stall_cycles", (xstate == _Exec.IDLE) & (lstate != _Load.IDLE))
 
-        with m.Switch(state):
-            with m.Case(_State.IDLE):
+        # The PEs start in the first filter-load cycle, when the IDs derived from the new
+        # descriptor (registered in the array during set-up) are in place.
+        start_q = Signal()
+        m.d.sync += start_q.eq(xstate == _Exec.SETUP)
+        m.d.comb += array.start.eq(start_q)
+
+        # ---- the loader ------------------------------------------------------------------
+        with m.Switch(lstate):
+            with m.Case(_Load.IDLE):
                 m.d.comb += self.desc.ready.eq(1)
                 with m.If(self.desc.valid):
-                    m.d.sync += [d.eq(self.desc.payload), state.eq(_State.CHECK)]
-            with m.Case(_State.CHECK):
+                    m.d.sync += [dl.eq(self.desc.payload), lstate.eq(_Load.CHECK)]
+            with m.Case(_Load.CHECK):
                 with m.If(err != DescError.NONE):
                     m.d.sync += [self.error.eq(1), self.error_code.eq(err),
-                                 state.eq(_State.IDLE)]
+                                 lstate.eq(_Load.IDLE)]
                 with m.Else():
-                    m.d.sync += state.eq(_State.SETUP)
-            with m.Case(_State.SETUP):
-                # register derived values; the array IDs settle during this cycle
-                m.d.sync += [pqs.eq(pqs_c), s_stride.eq(d.chans * d.ch_words),
-                             state.eq(_State.DMA_FILT)]
-                m.d.comb += [rd_go.eq(1), go_addr.eq(d.filt_dram), go_len.eq(d.filt_words),
-                             go_dst.eq(d.filt_glb)]
-                m.d.sync += [k_ch.eq(0), k_dram.eq(d.in_dram),
-                             k_glb.eq(d.row_lo * d.row_words)]
-            with m.Case(_State.DMA_FILT):
+                    m.d.sync += lstate.eq(_Load.WAIT)
+            with m.Case(_Load.WAIT):
+                with m.If(~dl.sync | (xstate == _Exec.IDLE)):
+                    m.d.comb += [rd_go.eq(1), go_addr.eq(dl.filt_dram),
+                                 go_len.eq(dl.filt_words), go_dst.eq(dl.filt_glb)]
+                    m.d.sync += [k_ch.eq(0), k_dram.eq(dl.in_dram),
+                                 k_glb.eq(dl.row_lo * dl.row_words), lstate.eq(_Load.DMA_FILT)]
+            with m.Case(_Load.DMA_FILT):
                 with m.If(~rd_busy):
-                    m.d.sync += state.eq(_State.DMA_IN)
-            with m.Case(_State.DMA_IN):
+                    m.d.sync += lstate.eq(_Load.DMA_IN)
+            with m.Case(_Load.DMA_IN):
                 with m.If(~rd_busy):
-                    with m.If((k_ch == d.nch_valid) | (d.in_burst == 0)):
-                        m.d.sync += [state.eq(_State.FLOAD), fl_run.eq(1), fl_n.eq(0),
-                                     fl_idx.eq(0), fl_g.eq(0)]
-                        m.d.comb += array.start.eq(1)
+                    with m.If((k_ch == dl.nch_valid) | (dl.in_burst == 0)):
+                        m.d.sync += lstate.eq(_Load.READY)
                     with m.Else():
-                        m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram), go_len.eq(d.in_burst),
+                        m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram), go_len.eq(dl.in_burst),
                                      go_dst.eq(k_glb)]
                         m.d.sync += [k_ch.eq(k_ch + 1),
-                                     k_dram.eq(k_dram + d.in_ch_stride),
-                                     k_glb.eq(k_glb + d.ch_words)]
-            with m.Case(_State.FLOAD):
+                                     k_dram.eq(k_dram + dl.in_ch_stride),
+                                     k_glb.eq(k_glb + dl.ch_words)]
+            with m.Case(_Load.READY):
+                # hand the pass to the executor; the loader may take the next descriptor
+                with m.If(xstate == _Exec.IDLE):
+                    m.d.sync += [d.eq(dl), xbuf.eq(lbuf), lbuf.eq(~lbuf),
+                                 lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
+
+        # ---- the executor ----------------------------------------------------------------
+        with m.Switch(xstate):
+            with m.Case(_Exec.SETUP):
+                # register derived values; the array IDs settle during this cycle
+                m.d.sync += [pqs.eq(pqs_c), s_stride.eq(d.chans * d.ch_words),
+                             xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0),
+                             fl_idx.eq(0), fl_g.eq(0)]
+            with m.Case(_Exec.FLOAD):
                 with m.If((fl_n == d.filt_words) & ~fl_valid):
-                    m.d.sync += [fl_run.eq(0), state.eq(_State.COMPUTE), g_run.eq(1),
+                    m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
                                  g_wword.eq(0), g_lane.eq(0), g_c.eq(0), g_s.eq(0),
                                  g_h.eq(0), g_k.eq(0), g_ac.eq(0), g_as.eq(0),
                                  g_ah.eq(0), g_done.eq(0)]
-            with m.Case(_State.COMPUTE):
+            with m.Case(_Exec.COMPUTE):
                 with m.If(g_done & ~o_valid & ~array.busy & writers_done):
                     m.d.sync += [g_run.eq(0), pin_run.eq(0)]
                     with m.If(d.last):
-                        m.d.sync += [state.eq(_State.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
+                        m.d.sync += [xstate.eq(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
                                      wb_fbase.eq(d.out_dram), wb_req_pending.eq(1),
                                      wb_pa.eq(0)]
                     with m.Else():
-                        m.d.sync += state.eq(_State.DONE)
-            with m.Case(_State.WRITEBACK):
+                        m.d.sync += xstate.eq(_Exec.DONE)
+            with m.Case(_Exec.WRITEBACK):
                 row_idle = ~wb_req_pending & ~wb_issuing & ~s1_valid & ~beat_valid
                 with m.If(row_idle):
                     last_col = wb_col == d.ncols - 1
                     with m.If(last_col & (wb_f == d.p_valid - 1)):
-                        m.d.sync += [wb_active.eq(0), state.eq(_State.DONE)]
+                        m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]
                     with m.Elif(last_col):
                         m.d.sync += [wb_col.eq(0), wb_f.eq(wb_f + 1),
                                      wb_fbase.eq(wb_fbase + d.out_ch_stride),
@@ -523,8 +573,9 @@ class Accelerator(wiring.Component):
                         m.d.sync += [wb_col.eq(wb_col + 1),
                                      wb_addr.eq(wb_addr + d.out_row_words),
                                      wb_pa.eq(wb_f), wb_req_pending.eq(1)]
-            with m.Case(_State.DONE):
-                m.d.sync += [state.eq(_State.IDLE), self.passes_done.eq(self.passes_done + 1)]
+            with m.Case(_Exec.DONE):
+                m.d.sync += [xstate.eq(_Exec.IDLE),
+                             self.passes_done.eq(self.passes_done + 1)]
                 count("passes", 1)
         return m
 

@@ -126,7 +126,7 @@ def test_alexnet_mini_runs_on_tiny():
      r"psum_width = 24 too narrow: C/groups\*R\*S = 576 products of 8-bit values need 25 bits"),
     ("C=3,M=8,H=4,W=130,R=1", TINY, r"psum buffer too small: F = 130 > psum_buf_depth = 128"),
     ("C=3,M=8,H=8,W=200,R=6,stride=15", TINY.replace(glb_kib=1, psum_buf_depth=16),
-     r"global buffer too small: the smallest pass needs 156 words, glb_words = 104"),
+     r"global buffer too small: the smallest pass needs 156 words, glb_pass_words = 52"),
     ("C=3,M=8,H=8,W=20,R=3,S=13", TINY, r"S = 13 > ifmap_spad_depth = 12"),
     ("C=3,M=8,H=8,R=3,shift=30", TINY, r"shift = 30 is out of range: allowed 0\.\.23"),
 ])

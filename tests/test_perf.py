@@ -97,6 +97,8 @@ def test_per_pass_sums_to_totals():
         keys = [(r["n"], r["group"], r["mtile"], r["echunk"], r["ctile"]) for r in est.per_pass]
         assert keys == [tuple(k) for k, _ in pass_plan(m)]
         for name in COUNTERS:
+            if name in ("cycles", "overlap_cycles", "dma_stall_cycles"):
+                continue    # the loader works a pass ahead: these are not per-pass sums
             assert sum(r[name] for r in est.per_pass) == getattr(est, name), name
 
 
@@ -146,10 +148,15 @@ def test_cycle_rules_for_one_pass():
     assert c["compute_cycles"] > max(gin, 12 * 18)
     assert c["writeback_cycles"] == 3 * 4 * (1 + 3 + 2 * TINY.lanes + perf_mod.WB_TAIL)
     assert c["dram_wr_stall"] == 3 * 4 * 3
-    assert c["cycles"] == (c["dma_in_cycles"] + c["fload_cycles"] + c["compute_cycles"]
-                           + c["writeback_cycles"] + perf_mod.PASS_OVERHEAD)
+    assert c["cycles"] == (perf_mod.LOAD_OVERHEAD + c["dma_in_cycles"] + 1
+                           + perf_mod.EXEC_OVERHEAD + c["fload_cycles"] + c["compute_cycles"]
+                           + c["writeback_cycles"])
     est = estimate(m, perf=cfg)
-    assert est.cycles == sum(pass_counts(d, cfg, TINY)["cycles"] for _, d in plan)
+    # The loader works a pass ahead of the executor: the layer takes less than its passes
+    # one after another, and no less than the executor's work.
+    alone = [pass_counts(d, cfg, TINY) for _, d in plan]
+    assert sum(a["exec_cycles"] for a in alone) < est.cycles < sum(a["cycles"] for a in alone)
+    assert est.overlap_cycles > 0
     with pytest.raises(ValueError, match=r"dram_latency = -1 is out of range"):
         PerfConfig(dram_latency=-1)
 
@@ -160,8 +167,11 @@ def test_cost_agrees_with_estimate():
         layer = parse_layer(spec)
         for m in list(candidates(layer, TINY))[::3]:
             est = estimate(m)
-            assert cost(m) == (est.cycles, est.dram_read_words + est.dram_write_words,
-                               est.passes)
+            cycles, words, passes = cost(m)
+            assert (words, passes) == (est.dram_read_words + est.dram_write_words, est.passes)
+            # the mapper ranks by a steady-state estimate (each pass costs the slower of its
+            # load and its execution); estimate() replays the real order of the passes
+            assert abs(cycles - est.cycles) <= 0.15 * est.cycles, (cycles, est.cycles)
 
 
 def test_perf_helpers():
@@ -173,8 +183,9 @@ def test_perf_helpers():
     assert est.pe_utilization(EYERISS) == pytest.approx(est.macs_ideal /
                                                          (est.cycles * 168))
     assert 0 < est.pe_utilization(EYERISS) <= 1
-    assert est.cycles == (est.dma_in_cycles + est.fload_cycles + est.compute_cycles
-                          + est.writeback_cycles + perf_mod.PASS_OVERHEAD * est.passes)
+    serial = (est.dma_in_cycles + est.fload_cycles + est.compute_cycles + est.writeback_cycles
+              + (perf_mod.LOAD_OVERHEAD + 1 + perf_mod.EXEC_OVERHEAD) * est.passes)
+    assert est.cycles < serial and est.overlap_cycles > 0
     total = est + est
     assert total.cycles == 2 * est.cycles and total.macs_ideal == 2 * est.macs_ideal
     assert isinstance(total, Perf) and est.per_pass is None
