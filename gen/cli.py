@@ -245,6 +245,8 @@ def cmd_run(args) -> int:
             print(f"  the simulation did not finish; see {r['log']}")
         print(f"  {r['wall_seconds']:.1f} s (build {r['build_seconds']:.1f} s, simulation "
               f"{r['sim_seconds']:.1f} s)")
+        if r.get("waves"):
+            print(f"  waveforms: {r['waves']}")
     return 0 if r["match"] else 1
 
 

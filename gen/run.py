@@ -152,4 +152,6 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "sim_seconds": round(res.get("sim_seconds", 0.0), 2),
         "wall_seconds": round(time.monotonic() - t0, 2),
         "log": res.get("log"),
+        "waves": next((str(f) for f in sorted((verilog.parent / "sim" / f"{sim}-waves").glob(
+            "*.[fv][sc][td]"))), None) if waves else None,
     }

@@ -109,7 +109,7 @@ def run_bench(*, sim: str, verilog: list[Path], toplevel: str, module: str, spec
     from cocotb_tools.runner import get_results, get_runner
 
     work = Path(work).resolve()
-    build_dir = work / sim
+    build_dir = work / (f"{sim}-waves" if waves else sim)   # a traced build is separate
     build_dir.mkdir(parents=True, exist_ok=True)
     # One build per simulator is shared by concurrent runs (pytest -n, sweeps): the build is
     # serialised by a lock, and each run gets its own directory for spec, results and log.
