@@ -1,0 +1,181 @@
+"""RLC encoder and decoder against the golden format, in amaranth.sim, with random stalls."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from hw.params import PRESETS
+from hw.rlc import RLCDecoder, RLCEncoder
+from tb.golden import rlc_decode, rlc_encode
+from tb.sim_streams import stream_get, stream_put
+
+EYERISS = dict(data_width=16, run_bits=5, word_bits=64)
+SMALL = dict(data_width=8, run_bits=4, word_bits=32)
+FORMATS = {"eyeriss": EYERISS, "d8r4w32": SMALL}
+TIMEOUT = 20_000
+
+
+def golden_kw(fmt):
+    return dict(run_bits=fmt["run_bits"], level_bits=fmt["data_width"],
+                word_bits=fmt["word_bits"])
+
+
+def _run(dut, inputs, n_out, *, seed, in_stall, out_stall, in_port, out_port, starts):
+    """Start ``dut``, feed ``inputs``, take ``n_out`` outputs, wait until ``busy`` falls.
+
+    The consumer takes exactly ``n_out`` outputs: one missing shows up as a timeout, one
+    too many as ``valid`` still high after ``busy`` fell.
+
+    Returns (outputs, cycles from start to busy low, whether every input was taken,
+    ``dut.error`` when busy fell, or None if it has none).
+    """
+    rng_in, rng_out = random.Random(seed), random.Random(seed + 1)
+    got, cycles, fed, error, done = [], [0], [False], [None], [False]
+
+    async def control(ctx):
+        for dut_, n in starts:
+            ctx.set(dut_.count, n)
+            ctx.set(dut_.start, 1)
+        await ctx.tick()
+        for dut_, _ in starts:
+            ctx.set(dut_.start, 0)
+        n = 1
+        while any(ctx.get(d.busy) for d, _ in starts):
+            await ctx.tick()
+            n += 1
+            assert n < TIMEOUT, f"RLC block hung with {len(inputs)} inputs"
+        cycles[0] = n
+        while not done[0]:
+            await ctx.tick()
+            n += 1
+            assert n < TIMEOUT, f"busy fell before {n_out} outputs"
+        if hasattr(dut, "error"):
+            error[0] = bool(ctx.get(dut.error))
+        for _ in range(4):  # nothing more may come out
+            await ctx.tick()
+            assert not ctx.get(out_port.valid), "output after busy fell"
+
+    async def producer(ctx):
+        await stream_put(ctx, in_port, inputs, rng=rng_in, stall_prob=in_stall)
+        fed[0] = True
+
+    async def consumer(ctx):
+        got.extend(await stream_get(ctx, out_port, n_out, rng=rng_out, stall_prob=out_stall))
+        done[0] = True
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(control)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    return got, cycles[0], fed[0], error[0]
+
+
+def encode(fmt, values, n_words, *, seed=0, in_stall=0.0, out_stall=0.0):
+    enc = RLCEncoder(**fmt)
+    values = [int(v) for v in values]
+    words, cycles, fed, _ = _run(enc, values, n_words, seed=seed, in_stall=in_stall,
+                                 out_stall=out_stall, in_port=enc.i, out_port=enc.o,
+                                 starts=[(enc, len(values))])
+    assert fed, "encoder did not take every value"
+    return words, cycles
+
+
+def decode(fmt, words, count, n_values=None, *, seed=0, in_stall=0.0, out_stall=0.0):
+    """Returns (values, error, cycles, every word taken); expects ``n_values`` (default
+    ``count``) values out."""
+    dec = RLCDecoder(**fmt)
+    n_values = count if n_values is None else n_values
+    values, cycles, fed, error = _run(dec, list(words), n_values, seed=seed,
+                                      in_stall=in_stall, out_stall=out_stall, in_port=dec.i,
+                                      out_port=dec.o, starts=[(dec, count)])
+    return values, error, cycles, fed  # the payload is signed: values come back signed
+
+
+def check_encoder(fmt, values, **kw):
+    expected = rlc_encode(np.asarray(values, dtype=np.int64), **golden_kw(fmt))
+    got, cycles = encode(fmt, values, len(expected), **kw)
+    assert [hex(w) for w in got] == [hex(w) for w in expected]
+    return cycles
+
+
+def check_decoder(fmt, values, **kw):
+    words = rlc_encode(np.asarray(values, dtype=np.int64), **golden_kw(fmt))
+    got, error, cycles, fed = decode(fmt, words, len(values), **kw)
+    assert fed, "decoder did not take every word"
+    assert not error, "decoder flagged an error on a well-formed stream"
+    assert got == [int(v) for v in values]
+    return cycles
+
+
+def directed_cases(fmt):
+    dw, rb = fmt["data_width"], fmt["run_bits"]
+    max_run = (1 << rb) - 1
+    lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+    cases = {
+        "empty": [],
+        "single": [5],
+        "single-zero": [0],
+        "all-zero": [0] * 100,
+        "no-zero": list(range(1, 41)),
+        "extremes": [lo, hi, 0, lo, 0, 0, hi, -1, 1, lo],
+        "ends-mid-word": [3, 0, 4, 0, 0, 5, 6],
+    }
+    for run in (max_run, max_run + 1, max_run + 2, 2 * (max_run + 1)):
+        cases[f"run{run}"] = [7] + [0] * run + [-7]
+        cases[f"trail{run}"] = [7] + [0] * run
+        cases[f"lead{run}"] = [0] * run + [lo]
+    return cases
+
+
+def random_cases(fmt, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    dw = fmt["data_width"]
+    out = []
+    for k in range(n):
+        share = 0.9 * k / (n - 1)  # zero shares 0 .. 0.9
+        size = int(rng.integers(1, 160))
+        v = rng.integers(-(1 << (dw - 1)), 1 << (dw - 1), size)
+        v[rng.random(size) < share] = 0
+        out.append((share, v.tolist()))
+    return out
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_encoder_directed(fmt_name):
+    fmt = FORMATS[fmt_name]
+    for i, (name, values) in enumerate(directed_cases(fmt).items()):
+        stalls = [(0.0, 0.0), (0.4, 0.0), (0.0, 0.5), (0.3, 0.3)][i % 4]
+        try:
+            check_encoder(fmt, values, seed=i, in_stall=stalls[0], out_stall=stalls[1])
+        except AssertionError as e:
+            raise AssertionError(f"case {name}: {e}") from None
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_encoder_random_with_stalls(fmt_name):
+    fmt = FORMATS[fmt_name]
+    for k, (share, values) in enumerate(random_cases(fmt, seed=len(fmt_name))):
+        stalls = [(0.0, 0.0), (0.5, 0.2), (0.2, 0.6), (0.4, 0.4)][k % 4]
+        try:
+            check_encoder(fmt, values, seed=100 + k, in_stall=stalls[0], out_stall=stalls[1])
+        except AssertionError as e:
+            raise AssertionError(f"random case {k} (zero share {share:.2f}): {e}") from None
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_decoder_directed_and_random(fmt_name):
+    fmt = FORMATS[fmt_name]
+    cases = list(directed_cases(fmt).items())
+    cases += [(f"random{k}", v) for k, (_, v) in enumerate(random_cases(fmt, seed=7))]
+    for i, (name, values) in enumerate(cases):
+        stalls = [(0.0, 0.0), (0.4, 0.0), (0.0, 0.5), (0.3, 0.3)][i % 4]
+        try:
+            check_decoder(fmt, values, seed=i, in_stall=stalls[0], out_stall=stalls[1])
+        except AssertionError as e:
+            raise AssertionError(f"case {name}: {e}") from None
