@@ -61,6 +61,13 @@ def rlc_format(*, data_width: int, run_bits: int, word_bits: int) -> int:
 
 
 class _RLCBase(wiring.Component):
+    def __new__(cls, *args, **kwargs):
+        # Validate before the object exists: an elaboratable whose __init__ raises would
+        # otherwise also warn "created but never used" when it is collected.
+        if not args and set(kwargs) == {"data_width", "run_bits", "word_bits"}:
+            rlc_format(**kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
     def __init__(self, ports, *, data_width: int, run_bits: int, word_bits: int):
         self._per_word = rlc_format(data_width=data_width, run_bits=run_bits,
                                     word_bits=word_bits)

@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Fragment, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
@@ -179,3 +179,108 @@ def test_decoder_directed_and_random(fmt_name):
             check_decoder(fmt, values, seed=i, in_stall=stalls[0], out_stall=stalls[1])
         except AssertionError as e:
             raise AssertionError(f"case {name}: {e}") from None
+
+
+class _Loopback(wiring.Component):
+    """Encoder feeding decoder: values in, values out, as between two layers via DRAM."""
+
+    def __init__(self, fmt):
+        self.enc = RLCEncoder(**fmt)
+        self.dec = RLCDecoder(**fmt)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.enc = self.enc
+        m.submodules.dec = self.dec
+        wiring.connect(m, self.enc.o, self.dec.i)
+        return m
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_round_trip_encoder_to_decoder(fmt_name):
+    fmt = FORMATS[fmt_name]
+    cases = [v for _, v in random_cases(fmt, n=8, seed=11)]
+    cases += [directed_cases(fmt)[k] for k in ("empty", "all-zero", "extremes")]
+    for k, values in enumerate(cases):
+        top = _Loopback(fmt)
+        got, _, fed, _ = _run(top, values, len(values), seed=k, in_stall=0.3, out_stall=0.3,
+                              in_port=top.enc.i, out_port=top.dec.o,
+                              starts=[(top.enc, len(values)), (top.dec, len(values))])
+        assert fed and got == values, f"round trip case {k}"
+
+
+def _values_in_words(fmt, words):
+    """Values a decoder produces from every pair slot of ``words`` (unused slots: one zero)."""
+    pair_bits = fmt["run_bits"] + fmt["data_width"]
+    per_word = (fmt["word_bits"] - 1) // pair_bits
+    run_mask = (1 << fmt["run_bits"]) - 1
+    return sum((w >> (s * pair_bits) & run_mask) + 1 for w in words for s in range(per_word))
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_decoder_error_on_early_last_flag(fmt_name):
+    """A well-formed stream of 10 values read as a longer one: the decoder reads the flagged
+    word to its end, raises ``error`` and stops instead of waiting for words."""
+    fmt = FORMATS[fmt_name]
+    values = [4, 0, 0, -3, 0, 0, 0, 0, 9, 1]
+    words = rlc_encode(values, **golden_kw(fmt))
+    produced = _values_in_words(fmt, words)
+    got, error, _, fed = decode(fmt, words, produced + 5, produced, in_stall=0.3, out_stall=0.3)
+    assert error and fed
+    assert got == values + [0] * (produced - len(values))
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_decoder_error_on_missing_last_flag(fmt_name):
+    fmt = FORMATS[fmt_name]
+    values = [random.Random(3).randrange(-50, 50) for _ in range(11)]
+    words = rlc_encode(values, **golden_kw(fmt))
+    words[-1] &= ~(1 << (fmt["word_bits"] - 1))
+    got, error, _, fed = decode(fmt, words, len(values), in_stall=0.2, out_stall=0.4)
+    assert error and fed and got == values
+
+
+def test_decoder_error_on_run_past_count_and_bad_empty_word():
+    fmt = EYERISS
+    words = rlc_encode([1, 0, 0, 0, 5], **golden_kw(fmt))  # pairs (0, 1), (3, 5)
+    got, error, _, fed = decode(fmt, words, 3)
+    assert error and fed and got == [1, 0, 0]
+    got, error, _, fed = decode(fmt, [(1 << 63) | 1], 0)
+    assert error and fed and got == []
+    got, error, _, fed = decode(fmt, [1 << 63], 0)
+    assert not error and fed and got == []
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
+def test_one_value_per_cycle_without_stalls(fmt_name):
+    fmt = FORMATS[fmt_name]
+    per_word = (fmt["word_bits"] - 1) // (fmt["run_bits"] + fmt["data_width"])
+    cases = directed_cases(fmt)
+    maps = [cases["no-zero"], cases["all-zero"], cases["extremes"]]
+    maps += [v for _, v in random_cases(fmt, n=4, seed=5)]
+    for values in maps:
+        n = len(values)
+        enc_cycles = check_encoder(fmt, values)
+        assert enc_cycles <= n + per_word + 3, (n, enc_cycles)
+        dec_cycles = check_decoder(fmt, values)
+        assert dec_cycles <= n + 4, (n, dec_cycles)  # no bubble between words
+
+
+@pytest.mark.parametrize("cls", [RLCEncoder, RLCDecoder])
+def test_format_is_validated(cls):
+    with pytest.raises(ValueError, match=r"run_bits = 0 is out of range: allowed 1\.\.32"):
+        cls(data_width=16, run_bits=0, word_bits=64)
+    with pytest.raises(ValueError, match=r"data_width = 65 is out of range: allowed 1\.\.64"):
+        cls(data_width=65, run_bits=5, word_bits=64)
+    with pytest.raises(ValueError, match=r"word_bits = 21 is out of range: allowed >= .* = 22"):
+        cls(data_width=16, run_bits=5, word_bits=21)
+    with pytest.raises(ValueError, match=r"word_bits = True is out of range"):
+        cls(data_width=16, run_bits=5, word_bits=True)
+    eyeriss = cls.from_params(PRESETS["eyeriss"])
+    assert (eyeriss.data_width, eyeriss.run_bits, eyeriss.word_bits) == (16, 5, 64)
+    assert eyeriss.pairs_per_word == 3
+    one_pair = cls(data_width=16, run_bits=5, word_bits=22)  # no padding, one slot
+    assert one_pair.pairs_per_word == 1
+    for dut in (eyeriss, one_pair):  # both elaborate (and are thereby used)
+        Fragment.get(dut, None)
