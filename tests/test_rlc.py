@@ -107,10 +107,11 @@ def check_encoder(fmt, values, **kw):
 
 def check_decoder(fmt, values, **kw):
     words = rlc_encode(np.asarray(values, dtype=np.int64), **golden_kw(fmt))
+    expected = rlc_decode(words, len(values), **golden_kw(fmt)).tolist()
     got, error, cycles, fed = decode(fmt, words, len(values), **kw)
     assert fed, "decoder did not take every word"
     assert not error, "decoder flagged an error on a well-formed stream"
-    assert got == [int(v) for v in values]
+    assert got == expected == [int(v) for v in values]
     return cycles
 
 
@@ -232,6 +233,8 @@ def test_decoder_error_on_early_last_flag(fmt_name):
     values = [4, 0, 0, -3, 0, 0, 0, 0, 9, 1]
     words = rlc_encode(values, **golden_kw(fmt))
     produced = _values_in_words(fmt, words)
+    with pytest.raises(ValueError, match="words ran out"):
+        rlc_decode(words, produced + 5, **golden_kw(fmt))
     got, error, _, fed = decode(fmt, words, produced + 5, produced, in_stall=0.3, out_stall=0.3)
     assert error and fed
     assert got == values + [0] * (produced - len(values))
@@ -243,6 +246,8 @@ def test_decoder_error_on_missing_last_flag(fmt_name):
     values = [random.Random(3).randrange(-50, 50) for _ in range(11)]
     words = rlc_encode(values, **golden_kw(fmt))
     words[-1] &= ~(1 << (fmt["word_bits"] - 1))
+    with pytest.raises(ValueError, match="flag missing"):
+        rlc_decode(words, len(values), **golden_kw(fmt))
     got, error, _, fed = decode(fmt, words, len(values), in_stall=0.2, out_stall=0.4)
     assert error and fed and got == values
 
@@ -250,8 +255,12 @@ def test_decoder_error_on_missing_last_flag(fmt_name):
 def test_decoder_error_on_run_past_count_and_bad_empty_word():
     fmt = EYERISS
     words = rlc_encode([1, 0, 0, 0, 5], **golden_kw(fmt))  # pairs (0, 1), (3, 5)
+    with pytest.raises(ValueError, match="overshoots"):
+        rlc_decode(words, 3, **golden_kw(fmt))
     got, error, _, fed = decode(fmt, words, 3)
     assert error and fed and got == [1, 0, 0]
+    with pytest.raises(ValueError, match="exactly the last flag"):
+        rlc_decode([(1 << 63) | 1], 0, **golden_kw(fmt))
     got, error, _, fed = decode(fmt, [(1 << 63) | 1], 0)
     assert error and fed and got == []
     got, error, _, fed = decode(fmt, [1 << 63], 0)
@@ -344,3 +353,21 @@ def test_decoder_error_is_sticky_until_the_next_start():
     sim.run()
     assert got == [1, 2, 3, 0, 0, -4]
     assert seen == [("started", 0)] + [("idle", 1)] * 5 + [("started", 0)] + [("idle", 0)] * 5
+
+
+def test_decoder_error_on_nonzero_padding_or_unused_slot():
+    """d8r4w32: two 12-bit pairs per word, 7 padding bits, the flag at bit 31."""
+    fmt = SMALL
+    words = rlc_encode([1, 2, 3], **golden_kw(fmt))  # [(0, 1), (0, 2)], [(0, 3), -] + flag
+    padded = [words[0] | 1 << 24, words[1]]
+    with pytest.raises(ValueError, match="padding bits"):
+        rlc_decode(padded, 3, **golden_kw(fmt))
+    # It stops after the corrupt word (a second word would never be taken, and would leave
+    # the producer waiting when the simulation ends, so only the first is offered).
+    got, error, _, fed = decode(fmt, padded[:1], 3, 2)
+    assert error and fed and got == [1, 2]
+    unused = [words[0], words[1] | 1 << 12]
+    with pytest.raises(ValueError, match="unused pair slots"):
+        rlc_decode(unused, 3, **golden_kw(fmt))
+    got, error, _, fed = decode(fmt, unused, 3)
+    assert error and fed and got == [1, 2, 3]
