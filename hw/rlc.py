@@ -194,6 +194,10 @@ class RLCDecoder(_RLCBase):
 
     As in the golden model, unused all-zero slots read as (0, 0) pairs, so a ``count`` too
     large by less than the free slots of the final word cannot be detected.
+
+    ``i.ready`` depends combinationally on ``o.ready`` (never on ``i.valid``): the next word
+    is taken in the cycle the last value of the current one leaves, which is what keeps the
+    output at one value per cycle across word boundaries.
     """
 
     def __init__(self, *, data_width: int, run_bits: int, word_bits: int):
