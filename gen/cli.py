@@ -200,6 +200,10 @@ def cmd_run(args) -> int:
     from gen.run import run_layer
     from gen.workload import parse_layer
     params = _params(args)
+    if (args.layer is None) == (args.network is None):
+        raise UsageError("give --layer SPEC or --network NAME (one of them)")
+    if args.network is not None:
+        return _run_network(args, params)
     layer = parse_layer(args.layer)
     if not 0.0 <= args.stall_prob < 1.0:
         raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
@@ -250,6 +254,38 @@ def cmd_run(args) -> int:
     return 0 if r["match"] else 1
 
 
+def _run_network(args, params) -> int:
+    from gen.run import run_network
+    from gen.workload import NETWORKS
+    if args.network not in NETWORKS:
+        raise UsageError(f"unknown network {args.network!r}: allowed {', '.join(NETWORKS)}")
+    if not 0.0 <= args.stall_prob < 1.0:
+        raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
+        (lambda m: print(m, flush=True))
+    r = run_network(params, list(NETWORKS[args.network]), sim=args.sim, seed=args.seed,
+                    stall_prob=args.stall_prob, dram_latency=args.dram_latency,
+                    waves=args.waves, progress=say)
+    if args.json:
+        out = {k: v for k, v in r.items() if k not in ("model_counters",)}
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{'MATCH' if r['match'] else 'MISMATCH'}: network {args.network} on "
+              f"{r['preset']}, {r['sim']}: {len(r['layers'])} layers in one program, each "
+              f"reading the previous layer's output from DRAM")
+        for row in r["layers"]:
+            print(f"  {'ok ' if row['match'] else 'BAD'} {row['layer']:22} {row['spec']:58} "
+                  f"{row['passes']:>4} passes, output {row['output_zero_fraction']:.0%} zeros")
+            if row.get("first_mismatch"):
+                print(f"      first difference: {row['first_mismatch']}")
+        print(f"  {r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
+              f"PE utilization {r['pe_utilization']:.1%}; counters vs model: "
+              f"{'all access counts equal' if r['counters_match_model'] else r['counter_diffs']}")
+        print(f"  {r['wall_seconds']:.1f} s (build {r['build_seconds']:.1f} s, simulation "
+              f"{r['sim_seconds']:.1f} s)")
+    return 0 if r["match"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rowstat", description="Generator of Eyeriss-style row-stationary CNN "
                 "accelerators: Verilog, cocotb regressions against a numpy golden model.")
@@ -286,10 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", metavar="DIR", help="work directory (default build/PRESET)")
     d.set_defaults(func=cmd_demo)
 
-    u = sub.add_parser("run", help="map a conv layer, simulate it on the generated RTL, check "
-                       "every output word against the golden model, compare with the model")
+    u = sub.add_parser("run", help="map a conv layer (or a chain of layers), simulate it on the "
+                       "generated RTL, check every output word against the golden model, "
+                       "compare with the model")
     _add_design(u)
-    u.add_argument("--layer", required=True, metavar="SPEC",
+    u.add_argument("--network", metavar="NAME",
+                   help="consecutive layers in one program, each reading the previous "
+                        "layer's output from DRAM: alexnet-mini (layers must chain; pooling "
+                        "is not supported yet)")
+    u.add_argument("--layer", metavar="SPEC",
                    help="C=3,M=8,H=16,W=16,R=3,S=3,stride=1,pad=1[,N=2][,relu=1][,shift=6]"
                         "[,groups=2] or a name: lenet5.conv1, alexnet.conv3, vgg16.conv1_1, "
                         "resnet50.res2a_branch2b, alexnet-mini.conv2, ...")

@@ -453,3 +453,56 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
                     cnt["dram_write_words"] += orw
     image = pack_lanes(dram, params)
     return (image, cnt) if counters else image
+
+
+# ---- networks ------------------------------------------------------------------------------
+
+@dataclass
+class NetworkProgram:
+    """Consecutive layers in one DRAM image: layer k reads layer k-1's output region as it
+    stands (the activation layout is the same on both sides), and its first pass is a
+    ``sync`` pass, so it waits until the previous layer's last write-back is done."""
+    programs: list[Program]
+    descriptors: list[PassDescriptor]
+    dram: list[int]
+
+
+def build_network(mappings, ifmap, weights_list) -> NetworkProgram:
+    """One image and descriptor list for ``mappings`` (consecutive layers) on ``ifmap``.
+
+    The layers must chain: layer k+1's (N, C, H, W) is layer k's (N, M, E, F)."""
+    if not mappings or len(mappings) != len(weights_list):
+        raise ValueError("build_network needs one weight tensor per mapping, at least one")
+    for a, b in zip(mappings, mappings[1:]):
+        la, lb = a.layer, b.layer
+        if (lb.N, lb.C, lb.H, lb.W) != (la.N, la.M, la.E, la.F):
+            raise ValueError(f"{lb.name} takes (N, C, H, W) = {(lb.N, lb.C, lb.H, lb.W)} but "
+                             f"{la.name} produces {(la.N, la.M, la.E, la.F)}: layers must chain")
+    params = mappings[0].params
+    dram = pack_activations(_check_values("ifmap", ifmap, params.data_width), params)
+    first = mappings[0].layer
+    if np.asarray(ifmap).shape != (first.N, first.C, first.H, first.W):
+        raise ValueError(f"ifmap has shape {np.asarray(ifmap).shape}: allowed "
+                         f"{(first.N, first.C, first.H, first.W)} [N, C, H, W]")
+    in_base = 0
+    filt_bases = []
+    for mapping, w in zip(mappings, weights_list):
+        w = _check_values("weights", w, params.data_width)
+        filt_bases.append(len(dram))
+        dram += pack_lanes(filter_blocks(mapping, w), params)
+    programs, descriptors = [], []
+    for mapping, filt_base in zip(mappings, filt_bases):
+        layer = mapping.layer
+        out_base = len(dram)
+        out_words = layer.N * layer.M * layer.E * _ceil_div(layer.F, params.lanes)
+        dram += [0] * out_words
+        plan = pass_plan(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base)
+        for _, d in plan:
+            d.check(params)
+        programs.append(Program(descriptors=[d for _, d in plan], dram=[], in_base=in_base,
+                                filt_base=filt_base, out_base=out_base,
+                                out_shape=(layer.N, layer.M, layer.E, layer.F),
+                                params=params, keys=[k for k, _ in plan]))
+        descriptors += [d for _, d in plan]
+        in_base = out_base
+    return NetworkProgram(programs=programs, descriptors=descriptors, dram=dram)

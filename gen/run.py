@@ -21,7 +21,7 @@ from .perf import PerfConfig, estimate
 from .program import build_program, pack_activations
 from .workload import ConvLayer
 
-__all__ = ["run_layer", "layer_data", "CACHE", "TIMING"]
+__all__ = ["run_layer", "run_network", "calibrate_shift", "layer_data", "CACHE", "TIMING"]
 
 #: Counters that measure time: equal to the model's with nominal DRAM, not under stalls.
 TIMING = ("cycles", "dma_in_cycles", "fload_cycles", "compute_cycles", "writeback_cycles",
@@ -154,4 +154,106 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "log": res.get("log"),
         "waves": next((str(f) for f in sorted((verilog.parent / "sim" / f"{sim}-waves").glob(
             "*.[fv][sc][td]"))), None) if waves else None,
+    }
+
+
+def calibrate_shift(acc: np.ndarray, data_width: int) -> int:
+    """The per-layer shift of dynamic fixed point, from the layer's accumulators: the
+    smallest that brings 99.9 % of them into the output range (a calibration pass)."""
+    mag = float(np.percentile(np.abs(acc), 99.9)) if acc.size else 0.0
+    limit = (1 << (data_width - 1)) - 1
+    shift = 0
+    while mag / (1 << shift) > limit:
+        shift += 1
+    return shift
+
+
+def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", seed: int = 0,
+                stall_prob: float = 0.0, dram_latency: int = 16, cache: Path = CACHE,
+                waves: bool = False, progress=None) -> dict:
+    """Consecutive layers in one program: each reads the previous layer's output from DRAM;
+    every layer's output region is compared with the golden model's."""
+    import dataclasses
+
+    from tb.golden import conv2d, requantize
+    from tb.top_regression import run_program_bench
+
+    from .program import build_network
+    from .perf import timeline
+
+    t0 = time.monotonic()
+    say = progress or (lambda message: None)
+    x, _ = layer_data(layers[0], params, seed)
+    x0 = x
+    calibrated, weights, goldens, inputs = [], [], [], []
+    for k, layer in enumerate(layers):
+        _, w = layer_data(layer, params, seed + 1 + k)
+        acc = conv2d(x, w, stride=layer.stride, pad=layer.pad, groups=layer.groups)
+        shift = layer.shift if layer.shift is not None else \
+            calibrate_shift(acc, params.data_width)
+        layer = dataclasses.replace(layer, shift=shift)
+        out = requantize(acc, shift=shift, out_width=params.data_width, relu=layer.relu)
+        calibrated.append(layer)
+        weights.append(w)
+        inputs.append(x)
+        goldens.append(out)
+        x = out
+    mappings = [map_layer(layer, params) for layer in calibrated]
+    net = build_network(mappings, x0, weights)
+    perf = PerfConfig(dram_latency=dram_latency)
+    per_layer = [estimate(m, ifmap=xi, perf=perf) for m, xi in zip(mappings, inputs)]
+    model = {k: sum(p.counters()[k] for p in per_layer) for k in per_layer[0].counters()}
+    model.update(timeline(net.descriptors, perf, params))
+    say(f"{len(layers)} layers, {len(net.descriptors)} passes, model {model['cycles']:,} cycles")
+
+    checks = [{"base": prog.out_base, "words": len(pack_activations(g, params)),
+               "expected": pack_activations(g, params)}
+              for prog, g in zip(net.programs, goldens)]
+    verilog = cached_verilog(params, "rowstat_top", cache)
+    say(f"[{sim}] building (cached per design) and simulating {verilog.parent.name} ...")
+    with _Progress(verilog.parent, say, sim, time.monotonic()) as watch:
+        res = run_program_bench(
+            params, verilog, descriptors=[d.pack(params) for d in net.descriptors],
+            dram=net.dram, out_base=checks[-1]["base"], out_words=checks[-1]["words"],
+            expected=checks[-1]["expected"], sim=sim, work=verilog.parent / "sim",
+            dram_latency=dram_latency, stall_prob=stall_prob, seed=seed,
+            cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
+            progress_path=watch.path if progress else None, checks=checks)
+    rtl = res.get("counters", {})
+    regions = res.get("regions") or []
+    layer_rows = []
+    for k, (layer, prog, g, p) in enumerate(zip(calibrated, net.programs, goldens, per_layer)):
+        row = {"layer": layer.name, "spec": layer.spec(), "shift": layer.shift,
+               "match": bool(regions[k]["match"]) if k < len(regions) else False,
+               "passes": len(prog.descriptors), "macs": layer.macs,
+               "model_cycles_alone": p.cycles,
+               "output_zero_fraction": float((g == 0).mean())}
+        if k < len(regions) and not regions[k]["match"]:
+            got = prog.output([0] * prog.out_base + regions[k]["output"])
+            bad = np.argwhere(got != g)
+            if len(bad):
+                n, m, e, f = (int(v) for v in bad[0])
+                row["first_mismatch"] = {"n": n, "m": m, "e": e, "f": f,
+                                         "got": int(got[n, m, e, f]),
+                                         "expected": int(g[n, m, e, f]),
+                                         "count": int(len(bad))}
+        layer_rows.append(row)
+    exact = {k: (rtl.get(k), model.get(k)) for k in TOP_COUNTERS if k not in TIMING}
+    cycles = rtl.get("cycles", 0)
+    macs = sum(layer.macs for layer in calibrated)
+    return {
+        "match": bool(res.get("passed")) and all(r["match"] for r in layer_rows),
+        "sim": sim, "preset": params.name, "layers": layer_rows,
+        "passes": len(net.descriptors), "cycles": cycles, "macs": macs,
+        "pe_utilization": macs / (cycles * params.num_pes) if cycles else 0.0,
+        "model_cycles": model["cycles"],
+        "counters_match_model": all(a == b for a, b in exact.values()),
+        "counter_diffs": {k: {"rtl": a, "model": b} for k, (a, b) in exact.items() if a != b},
+        "rtl_counters": rtl, "model_counters": model,
+        "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
+        "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
+        "stall_prob": stall_prob, "dram_latency": dram_latency, "seed": seed,
+        "build_seconds": round(res.get("build_seconds", 0.0), 2),
+        "sim_seconds": round(res.get("sim_seconds", 0.0), 2),
+        "wall_seconds": round(time.monotonic() - t0, 2), "log": res.get("log"),
     }

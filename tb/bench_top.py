@@ -86,10 +86,18 @@ async def run_program(dut):
     counters = await read_counters(dut)
     dram.stop()
 
-    out_base, out_words = int(spec["out_base"]), int(spec["out_words"])
-    got = dram.contents(out_base, out_words)
-    expected = [int(x) for x in spec["expected"]]
-    first_bad = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), None)
+    # Every checked region (one per layer of a network) is compared word for word.
+    checks = spec.get("checks") or [{"base": spec["out_base"], "words": spec["out_words"],
+                                     "expected": spec["expected"]}]
+    regions = []
+    for check in checks:
+        got_r = dram.contents(int(check["base"]), int(check["words"]))
+        exp_r = [int(x) for x in check["expected"]]
+        bad_r = next((i for i, (a, b) in enumerate(zip(got_r, exp_r)) if a != b), None)
+        regions.append({"output": got_r, "match": bad_r is None and len(got_r) == len(exp_r),
+                        "first_bad_word": bad_r})
+    got = regions[-1]["output"]
+    first_bad = next((r["first_bad_word"] for r in regions if not r["match"]), None)
     result = {
         "finished": not dut.error.value and dut.passes_done.value.to_unsigned() == len(descriptors),
         "error": int(dut.error.value),
@@ -99,7 +107,8 @@ async def run_program(dut):
         "timeout": cycles >= limit,
         "counters": counters,
         "output": got,
-        "match": first_bad is None and len(got) == len(expected),
+        "regions": regions,
+        "match": all(r["match"] for r in regions),
         "first_bad_word": first_bad,
         "protocol_errors": dram.protocol_errors,
         "dram": dram.stats(),
