@@ -148,22 +148,25 @@ def cmd_demo(args) -> int:
                               stall=0.3, waves=False, progress=lambda m: say("      " + m))
     for s in checked:
         _print_summary(s, detail=False)
-    layer = parse_layer(args.layer)
-    say(f"[3/4] {layer.name} ({layer.spec()}) on the whole accelerator, both simulators, "
-        f"DRAM with random stalls on Icarus")
+    from gen.run import run_network
+    from gen.workload import NETWORKS
+    if args.network not in NETWORKS:
+        raise UsageError(f"unknown network {args.network!r}: allowed {', '.join(NETWORKS)}")
+    layers = list(NETWORKS[args.network])
+    say(f"[3/4] network {args.network} ({len(layers)} layers chained through DRAM) on the whole "
+        f"accelerator: Verilator with nominal DRAM, Icarus with random DRAM stalls")
     runs = []
     for sim, stall in (("verilator", 0.0), ("icarus", 0.2)):
-        r = run_layer(params, layer, sim=sim, seed=args.seed, stall_prob=stall,
-                      progress=lambda m: say("      " + m))
+        r = run_network(params, layers, sim=sim, seed=args.seed, stall_prob=stall,
+                        progress=lambda m: say("      " + m))
         runs.append(r)
         c = r["rtl_counters"]
-        say(f"      [{sim}] {'MATCH' if r['match'] else 'MISMATCH'}: "
-            f"{layer.N * layer.M * layer.E * layer.F} output words vs golden; "
-            f"{r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
-            f"PE utilization {r['pe_utilization']:.1%}, access counters "
-            f"{'= model' if r['counters_match_model'] else '!= model'}, DMA-in overlapped "
-            f"{c.get('overlap_cycles', 0):,} cycles, executor waited on it "
-            f"{c.get('dma_stall_cycles', 0):,}")
+        words = sum(lay.N * lay.M * lay.E * lay.F for lay in layers)
+        say(f"      [{sim}] {'MATCH' if r['match'] else 'MISMATCH'}: {words} output words of "
+            f"{len(layers)} layers vs golden; {r['passes']} passes, {r['cycles']:,} cycles "
+            f"(model {r['model_cycles']:,}), PE utilization {r['pe_utilization']:.1%}, access "
+            f"counters {'= model' if r['counters_match_model'] else '!= model'}, DMA-in "
+            f"overlapped {c.get('overlap_cycles', 0):,} cycles")
     names = ("conv1", "conv2", "conv3", "conv4", "conv5")
     table = params
     try:
@@ -190,8 +193,8 @@ def cmd_demo(args) -> int:
               f"{total_m / (total_c * table.num_pes):>8.1%}")
     ok = all(s["passed"] for s in checked) and all(r["match"] and r["counters_match_model"]
                                                     for r in runs)
-    print(f"\n{'PASS' if ok else 'FAIL'}: preset {params.name}: PE and {layer.name} match the "
-          f"golden model on {', '.join(SIMULATORS)} ({time.monotonic() - t0:.0f} s)")
+    print(f"\n{'PASS' if ok else 'FAIL'}: preset {params.name}: PE and network {args.network} "
+          f"match the golden model on {', '.join(SIMULATORS)} ({time.monotonic() - t0:.0f} s)")
     return 0 if ok else 1
 
 
@@ -312,10 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_pe)
 
     d = sub.add_parser("demo", help="the main job: generate a preset (default tiny), verify "
-                       "its PE and a real layer on Verilator and Icarus, report")
+                       "its PE and a five-layer network on Verilator and Icarus, report")
     _add_design(d)
-    d.add_argument("--layer", default="lenet5.conv2", metavar="SPEC",
-                   help="the layer to run on the whole accelerator (default lenet5.conv2)")
+    d.add_argument("--network", default="alexnet-mini", metavar="NAME",
+                   help="the chain of layers to run on the whole accelerator "
+                        "(default alexnet-mini)")
     d.add_argument("--cases", type=int, default=8, metavar="N",
                    help="random passes besides the representative ones (default 8)")
     d.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
