@@ -50,6 +50,12 @@ def test_generate_eyeriss_writes_lint_clean_verilog_and_manifest(tmp_path):
     (["generate", "--preset", "tiny", "--config", "x.toml"], "not both"),
     (["pe", "--preset", "tiny", "--sim", "modelsim"], "invalid choice: 'modelsim'"),
     (["pe", "--preset", "tiny", "--stall-prob", "1.5"], "stall_prob = 1.5 is out of range"),
+    (["run", "--preset", "tiny"], "give --layer SPEC or --network NAME"),
+    (["run", "--preset", "tiny", "--network", "nosuch"], "unknown network 'nosuch': allowed"),
+    (["run", "--preset", "tiny", "--network", "lenet5"], "layers must chain"),
+    (["run", "--preset", "tiny", "--layer", "alexnet.conv1"],
+     "R = 11 > rows = 6: filter height exceeds the PE array"),
+    (["run", "--preset", "tiny", "--layer", "C=3,M=4,H=8,Q=2"], "unknown"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
     extra = ["-o", str(tmp_path)] if args[0] == "generate" else []
