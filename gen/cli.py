@@ -34,10 +34,10 @@ def _params(args) -> AcceleratorParams:
     return preset(args.preset or "tiny")
 
 
-def _add_design(p: argparse.ArgumentParser, *, default_help: str = "tiny"):
+def _add_design(p: argparse.ArgumentParser):
     g = p.add_argument_group("design point")
     g.add_argument("--preset", metavar="NAME",
-                   help=f"named parameter set: {', '.join(PRESETS)} (default {default_help})")
+                   help=f"named parameter set: {', '.join(PRESETS)} (default tiny)")
     g.add_argument("--config", metavar="FILE.toml",
                    help="parameters from TOML (keys as in `rowstat presets --toml`; "
                         "`preset = NAME` starts from a preset)")

@@ -65,6 +65,23 @@ class _Progress:
         self.path.unlink(missing_ok=True)
 
 
+def _first_mismatch(program, output_words, golden) -> dict | None:
+    """Coordinates and values of the first output that differs from the golden model."""
+    got = program.output([0] * program.out_base + list(output_words))
+    bad = np.argwhere(got != golden)
+    if not len(bad):
+        return None
+    n, m, e, f = (int(v) for v in bad[0])
+    return {"n": n, "m": m, "e": e, "f": f, "got": int(got[n, m, e, f]),
+            "expected": int(golden[n, m, e, f]), "count": int(len(bad))}
+
+
+def _compare(rtl: dict, model: dict) -> dict:
+    """The access counters (everything but the timing ones) where the RTL and model differ."""
+    return {k: {"rtl": rtl.get(k), "model": model.get(k)} for k in TOP_COUNTERS
+            if k not in TIMING and rtl.get(k) != model.get(k)}
+
+
 def layer_data(layer: ConvLayer, params: AcceleratorParams, seed: int):
     """Random ifmap and weights for ``layer`` (full-range signed values, realistic zeros)."""
     from tb.golden import random_activations, random_weights
@@ -112,15 +129,9 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
     rtl = res.get("counters", {})
     mismatch = None
     if res.get("output") is not None and not res.get("match", False):
-        got = program.output([0] * program.out_base + res["output"])
-        bad = np.argwhere(got != golden)
-        if len(bad):
-            n, m, e, f = (int(v) for v in bad[0])
-            mismatch = {"n": n, "m": m, "e": e, "f": f, "got": int(got[n, m, e, f]),
-                        "expected": int(golden[n, m, e, f]), "count": int(len(bad))}
+        mismatch = _first_mismatch(program, res["output"], golden)
     cycles = rtl.get("cycles", 0)
-    exact = {k: (rtl.get(k), model.get(k)) for k in TOP_COUNTERS
-             if k not in TIMING}
+    diffs = _compare(rtl, model)
     return {
         "match": bool(res.get("passed")),
         "sim": sim,
@@ -139,8 +150,8 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
         "model_cycles": model["cycles"],
         "model_pe_utilization": perf.pe_utilization(params),
-        "counters_match_model": all(a == b for a, b in exact.values()),
-        "counter_diffs": {k: {"rtl": a, "model": b} for k, (a, b) in exact.items() if a != b},
+        "counters_match_model": not diffs,
+        "counter_diffs": diffs,
         "rtl_counters": rtl,
         "model_counters": model,
         "stall_prob": stall_prob,
@@ -229,16 +240,9 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
                "model_cycles_alone": p.cycles,
                "output_zero_fraction": float((g == 0).mean())}
         if k < len(regions) and not regions[k]["match"]:
-            got = prog.output([0] * prog.out_base + regions[k]["output"])
-            bad = np.argwhere(got != g)
-            if len(bad):
-                n, m, e, f = (int(v) for v in bad[0])
-                row["first_mismatch"] = {"n": n, "m": m, "e": e, "f": f,
-                                         "got": int(got[n, m, e, f]),
-                                         "expected": int(g[n, m, e, f]),
-                                         "count": int(len(bad))}
+            row["first_mismatch"] = _first_mismatch(prog, regions[k]["output"], g)
         layer_rows.append(row)
-    exact = {k: (rtl.get(k), model.get(k)) for k in TOP_COUNTERS if k not in TIMING}
+    diffs = _compare(rtl, model)
     cycles = rtl.get("cycles", 0)
     macs = sum(layer.macs for layer in calibrated)
     return {
@@ -247,8 +251,7 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
         "passes": len(net.descriptors), "cycles": cycles, "macs": macs,
         "pe_utilization": macs / (cycles * params.num_pes) if cycles else 0.0,
         "model_cycles": model["cycles"],
-        "counters_match_model": all(a == b for a, b in exact.values()),
-        "counter_diffs": {k: {"rtl": a, "model": b} for k, (a, b) in exact.items() if a != b},
+        "counters_match_model": not diffs, "counter_diffs": diffs,
         "rtl_counters": rtl, "model_counters": model,
         "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
         "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,

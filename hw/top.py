@@ -121,11 +121,10 @@ class Accelerator(wiring.Component):
                                         init=[])
         glb_w = glb.write_port()
         glb_r = glb.read_port(domain="sync")
-        pbufs, pb_w, pb_r = [], [], []
+        pb_w, pb_r = [], []
         for j in range(cols):
             mem = Memory(shape=signed(pw), depth=p.psum_buf_depth, init=[])
             m.submodules[f"psum_buf{j}"] = mem
-            pbufs.append(mem)
             pb_w.append(mem.write_port())
             pb_r.append(mem.read_port(domain="sync"))
 
