@@ -240,7 +240,8 @@ _TINY = AcceleratorParams(
 PRESETS: dict[str, AcceleratorParams] = {
     # Small enough that a whole layer simulates in seconds; exercises every folding path.
     "tiny": _TINY,
-    # FPGA-friendly: fits an ECP5-85F's DSPs and block RAMs with room for the harness.
+    # Meant for FPGAs (6x7 PEs, 16-bit); whether it fits which device is the FPGA flow's to
+    # measure (not yet done).
     "small": _TINY.replace(name="small", rows=6, cols=7, data_width=16, psum_width=40,
                            filter_spad_depth=64, psum_spad_depth=8, glb_kib=32, glb_banks=4,
                            psum_buf_depth=256,
