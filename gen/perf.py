@@ -206,8 +206,9 @@ def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, in
     Cycle 0 accepts the first descriptor. Pass k: the loader checks it (cycle A+1), starts
     its first burst at w >= A+2 (a ``sync`` pass waits there for the executor to be idle),
     runs the DMA (w+1 .. w+dma), is ready at r = w+dma+1 and hands the pass over at
-    h = max(r, the executor's first idle cycle); the executor runs set-up at h+1 and is done
-    at e = h + its cycles, idle from e+1. The loader takes the next descriptor at h+1.
+    h = max(r, e_prev) -- the executor takes a ready pass in the cycle it finishes the previous
+    one (e_prev), or later as soon as the pass is ready; the executor runs set-up at h+1 and is
+    done at e = h + its cycles. The loader takes the next descriptor at h+1.
     Returns cycles (busy), overlap_cycles (loader DMA while the executor loads filters,
     computes or writes back) and dma_stall_cycles (executor idle while the loader works).
     """
@@ -220,7 +221,8 @@ def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, in
             w = max(w, e_prev + 1)
         dma_lo, dma_hi = w + 1, w + c["dma_in_cycles"]
         r = dma_hi + 1
-        h = r if e_prev is None else max(r, e_prev + 1)
+        # the executor takes a loaded pass in its done cycle, else as soon as it is ready
+        h = r if e_prev is None else max(r, e_prev)
         if e_prev is not None:
             # the executor's busy states of the previous pass: set-up+1 .. done-1
             overlap += max(0, min(dma_hi, e_prev - 1) - max(dma_lo, x_lo) + 1)
@@ -402,7 +404,7 @@ def cost(mapping, perf: PerfConfig = PerfConfig(), *,
     for d, mult in _pass_classes(mapping):
         c = cycle_counts(d, perf, mapping.params)
         # in steady state the next hand-off follows the slower of the two engines
-        cycles += mult * max(c["load_cycles"] + 2, c["exec_cycles"] + 1)
+        cycles += mult * max(c["load_cycles"] + 2, c["exec_cycles"])
         if limit is not None and cycles > limit:
             return None
         words += mult * (d.filt_words + d.nch_valid * d.in_burst

@@ -573,9 +573,14 @@ class Accelerator(wiring.Component):
                                      wb_addr.eq(wb_addr + d.out_row_words),
                                      wb_pa.eq(wb_f), wb_req_pending.eq(1)]
             with m.Case(_Exec.DONE):
-                m.d.sync += [xstate.eq(_Exec.IDLE),
-                             self.passes_done.eq(self.passes_done + 1)]
+                m.d.sync += self.passes_done.eq(self.passes_done + 1)
                 count("passes", 1)
+                with m.If(lstate == _Load.READY):
+                    # the next pass is loaded: take it without an idle cycle
+                    m.d.sync += [d.eq(dl), xbuf.eq(lbuf), lbuf.eq(~lbuf),
+                                 lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
+                with m.Else():
+                    m.d.sync += xstate.eq(_Exec.IDLE)
         return m
 
 
