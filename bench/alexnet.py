@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gen.mapper import map_layer  # noqa: E402
 from gen.perf import PerfConfig, estimate  # noqa: E402
-from gen.workload import NETWORKS, parse_layer  # noqa: E402
+from gen.workload import parse_layer  # noqa: E402
 from hw.params import load_toml, preset  # noqa: E402
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")

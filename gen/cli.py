@@ -122,12 +122,11 @@ def cmd_pe(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The main job: generate a design point, verify its PE and a real layer on both
-    simulators against the golden model, and report the layer and AlexNet's performance."""
+    """The main job: generate a design point, verify its PE and a network on both simulators
+    against the golden model, and report the network's and AlexNet's performance."""
     from gen.emit import emit
     from gen.mapper import map_layer
     from gen.perf import estimate
-    from gen.run import run_layer
     from gen.workload import parse_layer
     from tb.runner import SIMULATORS
     t0 = time.monotonic()
@@ -205,15 +204,16 @@ def cmd_run(args) -> int:
     params = _params(args)
     if (args.layer is None) == (args.network is None):
         raise UsageError("give --layer SPEC or --network NAME (one of them)")
-    if args.network is not None:
-        return _run_network(args, params)
-    layer = parse_layer(args.layer)
     if not 0.0 <= args.stall_prob < 1.0:
         raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
     if args.dram_latency < 1:
         raise UsageError(f"--dram-latency = {args.dram_latency} is out of range: allowed >= 1")
+    # with --json, progress goes to stderr so that stdout is one JSON object
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
         (lambda m: print(m, flush=True))
+    if args.network is not None:
+        return _run_network(args, params, say)
+    layer = parse_layer(args.layer)
     r = run_layer(params, layer, sim=args.sim, seed=args.seed, stall_prob=args.stall_prob,
                   dram_latency=args.dram_latency, waves=args.waves, progress=say)
     if args.json:
@@ -257,15 +257,11 @@ def cmd_run(args) -> int:
     return 0 if r["match"] else 1
 
 
-def _run_network(args, params) -> int:
+def _run_network(args, params, say) -> int:
     from gen.run import run_network
     from gen.workload import NETWORKS
     if args.network not in NETWORKS:
         raise UsageError(f"unknown network {args.network!r}: allowed {', '.join(NETWORKS)}")
-    if not 0.0 <= args.stall_prob < 1.0:
-        raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
-        (lambda m: print(m, flush=True))
     r = run_network(params, list(NETWORKS[args.network]), sim=args.sim, seed=args.seed,
                     stall_prob=args.stall_prob, dram_latency=args.dram_latency,
                     waves=args.waves, progress=say)

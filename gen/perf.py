@@ -25,6 +25,7 @@ import numpy as np
 
 from hw.descriptor import PassDescriptor
 from hw.params import AcceleratorParams
+from hw.top import TOP_COUNTERS
 
 from .program import PassPlanner, e_chunks, pass_descriptor, pass_plan
 
@@ -212,7 +213,7 @@ def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, in
     Returns cycles (busy), overlap_cycles (loader DMA while the executor loads filters,
     computes or writes back) and dma_stall_cycles (executor idle while the loader works).
     """
-    accept, e_prev = 0, None
+    accept, e_prev, x_lo = 0, None, 0
     overlap = stall = 0
     for d in descs:
         c = cycle_counts(d, perf, params)
@@ -240,12 +241,7 @@ def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, in
 # ============================================================================================
 
 #: Every counter of :class:`Perf`, in report order.
-COUNTERS = ("cycles", "dma_in_cycles", "fload_cycles", "compute_cycles", "writeback_cycles",
-            "dram_rd_stall", "dram_wr_stall", "macs", "gated_macs", "filter_spad_reads",
-            "filter_spad_writes", "ifmap_spad_reads", "ifmap_spad_writes", "psum_spad_reads",
-            "psum_spad_writes", "glb_reads", "glb_writes", "psum_buf_reads", "psum_buf_writes",
-            "dram_read_words", "dram_write_words", "gin_words", "passes",
-            "overlap_cycles", "dma_stall_cycles")
+COUNTERS = TOP_COUNTERS   # the model predicts exactly the counters the RTL has
 
 
 def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, *,

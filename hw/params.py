@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "preset", "load_toml", "dump_toml"]

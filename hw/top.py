@@ -32,7 +32,6 @@ from amaranth.lib.wiring import In, Out
 from .array import PEArray
 from .descriptor import ADDR_BITS, COUNT_BITS, DescError, descriptor_layout
 from .params import AcceleratorParams
-from .pe import PE_COUNTERS
 
 __all__ = ["Accelerator", "TOP_COUNTERS", "dma_request_layout"]
 

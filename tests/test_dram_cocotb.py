@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import os
 import random
-from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
@@ -86,19 +85,6 @@ def tops(shared):
     return files
 
 
-def _run(**kwargs):
-    """:func:`run_bench`, a failing cocotb test reported with the bench's own messages (under
-    pytest the cocotb runner ends a failing run with ``SystemExit`` before returning)."""
-    try:
-        return run_bench(**kwargs)
-    except SystemExit:
-        log = Path(kwargs["work"]).resolve() / kwargs["sim"] / "sim.log"
-        lines = log.read_text().splitlines() if log.exists() else []
-        errors = [line.strip() for line in lines if "Error" in line]
-        pytest.fail(f"cocotb bench failed (see {log}): " + " | ".join(errors[:4]),
-                    pytrace=False)
-
-
 def _check_copies(phase: dict):
     name = phase["name"]
     assert phase["handshakes"] == phase["commands"], name
@@ -125,7 +111,7 @@ def test_dram_model_with_exerciser(sim, stall_prob, tops, shared):
         phases.append(phase("batch nominal", _batch(), stall=0.0))
     spec = {"kind": "copy", "width": WIDTH, "seed": 11, "phases": phases}
     with _exclusive(shared / f"copy-{sim}.lock"):
-        res = _run(sim=sim, verilog=[tops["dma_exerciser"]], toplevel="dma_exerciser",
+        res = run_bench(sim=sim, verilog=[tops["dma_exerciser"]], toplevel="dma_exerciser",
                    module="tb.bench_dram", spec=spec, work=shared / "copy")
     assert len(res.cases) == len(phases), f"bench stopped early; see {res.log}"
     for case in res.cases:
@@ -154,7 +140,7 @@ def test_dram_model_with_exerciser(sim, stall_prob, tops, shared):
 def test_dram_model_flags_protocol_errors(tops, shared):
     spec = {"kind": "protocol", "width": WIDTH, "read_latency": 3, "seed": 0}
     with _exclusive(shared / "protocol-icarus.lock"):
-        res = _run(sim="icarus", verilog=[tops["dma_stub"]], toplevel="dma_stub",
+        res = run_bench(sim="icarus", verilog=[tops["dma_stub"]], toplevel="dma_stub",
                    module="tb.bench_dram", spec=spec, work=shared / "protocol")
     assert res.passed, f"cocotb reported a failure; see {res.log}"
     (r,) = res.cases
