@@ -1,18 +1,26 @@
 """The mapper: how a layer runs on an accelerator, chosen by the analytic model.
 
-A row-stationary :class:`Mapping` fixes four numbers; everything else (the passes, their
-descriptors, the DRAM image) follows from them and the layer:
+A :class:`Mapping` fixes a dataflow (``rs``, ``ws`` or ``os``, see hw/descriptor.py) and four
+numbers; everything else (the passes, their descriptors, the DRAM image) follows from them and
+the layer:
 
 * ``q`` channels and ``p`` filters interleave inside each PE (ifmap, filter and psum
   scratchpads bound them);
 * ``vgroups`` channel groups of ``q`` channels stack vertically: PE row ``r`` is channel group
-  ``r // R`` and filter row ``r % R``, so ``vgroups * R`` rows are active;
+  ``r // R`` and filter row ``r % R``, so ``vgroups * R`` rows are active (OS: a PE holds all
+  ``R`` filter rows, row ``r`` is channel group ``r``, ``vgroups`` rows are active);
 * ``ncols`` columns each compute one ofmap row: the ofmap is cut into e-chunks of ``ncols``
   rows.
 
 A layer then runs as ``N x groups x m_tiles x e_chunks x c_tiles`` passes (see
 :func:`gen.program.pass_plan`). :func:`map_layer` enumerates the legal mappings and keeps the
 one with the fewest cycles by :mod:`gen.perf` (ties: fewer DRAM bytes, then fewer passes).
+
+What bounds the numbers per dataflow: RS -- ``q*S`` <= ifmap scratchpad, ``p`` <= psum
+scratchpad, ``p*q*S`` <= filter scratchpad, ``vgroups*R`` <= rows. WS -- the same, but no psum
+is held in a PE, so ``p`` is bounded by the filter scratchpad (and 255). OS -- the window holds
+``q*R*S`` words, ``p*q*R*S`` <= filter scratchpad, ``vgroups`` <= rows. ``dataflow="auto"``
+maps the layer with every dataflow the hardware has and keeps the fewest cycles.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ from .workload import ConvLayer
 
 __all__ = ["Mapping", "map_layer", "layer_error", "mapping_error", "candidates", "DATAFLOWS"]
 
-#: Dataflows the mapper can map today.
-DATAFLOWS = ("rs",)
+#: Dataflows the mapper can map.
+DATAFLOWS = ("rs", "ws", "os")
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -49,20 +57,39 @@ def _tile_words(layer: ConvLayer, params: AcceleratorParams, q: int, vgroups: in
 
 
 def _filter_words(layer: ConvLayer, params: AcceleratorParams, q: int, p: int,
-                  vgroups: int) -> int:
+                  vgroups: int, dataflow: str = "rs") -> int:
+    if dataflow == "os":
+        return _ceil_div(vgroups, params.lanes) * p * q * layer.R * layer.S
     return _ceil_div(vgroups * layer.R, params.lanes) * p * q * layer.S
+
+
+def _pe_taps(layer: ConvLayer, dataflow: str) -> int:
+    """Window words per channel in a PE: S, or R*S in OS (all filter rows in one PE)."""
+    return layer.R * layer.S if dataflow == "os" else layer.S
+
+
+def _p_limit(params: AcceleratorParams, dataflow: str) -> int:
+    """Filters a PE can interleave, before the filter scratchpad's share: the psum
+    scratchpad holds one psum per filter, except in WS, which holds none."""
+    return min(255, params.filter_spad_depth) if dataflow == "ws" else params.psum_spad_depth
 
 
 def layer_error(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs") -> str | None:
     """Why no mapping of ``layer`` can run on ``params`` (None if some might)."""
     p = params
     if dataflow not in DATAFLOWS:
-        return (f"dataflow {dataflow!r} is not supported yet: allowed "
-                f"{', '.join(DATAFLOWS)}")
+        return (f"dataflow {dataflow!r} is invalid: allowed {', '.join(DATAFLOWS)} "
+                f"(or auto)")
     if dataflow not in p.dataflows:
         return (f"dataflow {dataflow!r} is not in the accelerator's dataflows "
                 f"{', '.join(p.dataflows)}")
-    if layer.R > p.rows:
+    if dataflow == "os":
+        rs = layer.R * layer.S
+        if rs > min(p.ifmap_spad_depth, p.filter_spad_depth):
+            return (f"R*S = {rs} > {min(p.ifmap_spad_depth, p.filter_spad_depth)}: an OS PE "
+                    f"holds a whole filter channel (ifmap_spad_depth = {p.ifmap_spad_depth}, "
+                    f"filter_spad_depth = {p.filter_spad_depth})")
+    elif layer.R > p.rows:
         return f"R = {layer.R} > rows = {p.rows}: filter height exceeds the PE array"
     if layer.S > p.ifmap_spad_depth:
         return (f"S = {layer.S} > ifmap_spad_depth = {p.ifmap_spad_depth}: filter width "
@@ -83,7 +110,7 @@ def layer_error(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs
     shift = layer.shift_for(p.data_width)
     if shift >= p.psum_width:
         return f"shift = {shift} is out of range: allowed 0..{p.psum_width - 1} (psum_width)"
-    smallest = _tile_words(layer, p, 1, 1, 1) + _filter_words(layer, p, 1, 1, 1)
+    smallest = _tile_words(layer, p, 1, 1, 1) + _filter_words(layer, p, 1, 1, 1, dataflow)
     if smallest > p.glb_pass_words:
         return (f"global buffer too small: the smallest pass needs {smallest} words, "
                 f"glb_pass_words = {p.glb_pass_words} (half the global buffer)")
@@ -101,19 +128,26 @@ def mapping_error(layer: ConvLayer, params: AcceleratorParams, *, q: int, p: int
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             return f"{name} = {v!r} is out of range: allowed an integer >= 1"
     S, R = layer.S, layer.R
-    if q * S > pr.ifmap_spad_depth:
-        return f"q*S = {q}*{S} > ifmap_spad_depth = {pr.ifmap_spad_depth}"
-    if p > pr.psum_spad_depth:
-        return f"p = {p} > psum_spad_depth = {pr.psum_spad_depth}"
-    if p * q * S > pr.filter_spad_depth:
-        return f"p*q*S = {p}*{q}*{S} > filter_spad_depth = {pr.filter_spad_depth}"
-    if vgroups * R > pr.rows:
-        return f"vgroups*R = {vgroups}*{R} > rows = {pr.rows}"
+    T = _pe_taps(layer, dataflow)
+    T_name = "R*S" if dataflow == "os" else "S"
+    if q * T > pr.ifmap_spad_depth:
+        return f"q*{T_name} = {q}*{T} > ifmap_spad_depth = {pr.ifmap_spad_depth}"
+    if p > _p_limit(pr, dataflow):
+        what = "filter_spad_depth (max 255)" if dataflow == "ws" else "psum_spad_depth"
+        return f"p = {p} > {what} = {_p_limit(pr, dataflow)}"
+    if p * q * T > pr.filter_spad_depth:
+        return (f"p*q*{T_name} = {p}*{q}*{T} > filter_spad_depth = "
+                f"{pr.filter_spad_depth}")
+    rows_used = vgroups if dataflow == "os" else vgroups * R
+    if rows_used > pr.rows:
+        return (f"vgroups = {vgroups} > rows = {pr.rows}" if dataflow == "os"
+                else f"vgroups*R = {vgroups}*{R} > rows = {pr.rows}")
     if ncols > min(pr.cols, layer.E):
         return f"ncols = {ncols} is out of range: allowed 1..min(cols = {pr.cols}, E = {layer.E})"
     if p * layer.F > pr.psum_buf_depth:
         return f"p*F = {p}*{layer.F} > psum_buf_depth = {pr.psum_buf_depth}"
-    need = _tile_words(layer, pr, q, vgroups, ncols) + _filter_words(layer, pr, q, p, vgroups)
+    need = (_tile_words(layer, pr, q, vgroups, ncols)
+            + _filter_words(layer, pr, q, p, vgroups, dataflow))
     if need > pr.glb_pass_words:
         return (f"global buffer too small for this mapping: ifmap tile and filter block need "
                 f"{need} words, glb_pass_words = {pr.glb_pass_words}")
@@ -122,7 +156,7 @@ def mapping_error(layer: ConvLayer, params: AcceleratorParams, *, q: int, p: int
 
 @dataclass(frozen=True, kw_only=True)
 class Mapping:
-    """A legal row-stationary mapping of ``layer`` onto ``params`` (checked on construction)."""
+    """A legal mapping of ``layer`` onto ``params`` (checked on construction)."""
     layer: ConvLayer
     params: AcceleratorParams
     dataflow: str = "rs"
@@ -168,7 +202,8 @@ class Mapping:
     @property
     def active_pes(self) -> int:
         """Active PEs of the widest pass."""
-        return self.vgroups * self.layer.R * self.ncols
+        rows = self.vgroups if self.dataflow == "os" else self.vgroups * self.layer.R
+        return rows * self.ncols
 
     def describe(self) -> str:
         lay = self.layer
@@ -193,16 +228,18 @@ def candidates(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs"
     if layer_error(layer, pr, dataflow):
         return
     S, R, F = layer.S, layer.R, layer.F
-    fixed_p_max = min(pr.psum_spad_depth, pr.psum_buf_depth // F, layer.Mg)
-    for q in range(1, min(pr.ifmap_spad_depth // S, layer.Cg) + 1):
-        p_cap = min(fixed_p_max, pr.filter_spad_depth // (q * S))
+    T = _pe_taps(layer, dataflow)
+    R_rows = 1 if dataflow == "os" else R          # PE rows per channel group
+    fixed_p_max = min(_p_limit(pr, dataflow), pr.psum_buf_depth // F, layer.Mg)
+    for q in range(1, min(pr.ifmap_spad_depth // T, layer.Cg) + 1):
+        p_cap = min(fixed_p_max, pr.filter_spad_depth // (q * T))
         if p_cap < 1:
             continue
-        for vgroups in range(1, min(pr.rows // R, _ceil_div(layer.Cg, q)) + 1):
-            fgroups = _ceil_div(vgroups * R, pr.lanes)
+        for vgroups in range(1, min(pr.rows // R_rows, _ceil_div(layer.Cg, q)) + 1):
+            fgroups = _ceil_div(vgroups * R_rows, pr.lanes)
             for ncols in _balanced(layer.E, pr.cols):
                 room = pr.glb_pass_words - _tile_words(layer, pr, q, vgroups, ncols)
-                p_max = min(p_cap, room // (fgroups * q * S)) if room > 0 else 0
+                p_max = min(p_cap, room // (fgroups * q * T)) if room > 0 else 0
                 if p_max < 1:
                     continue
                 k0 = _ceil_div(layer.Mg, p_max)
@@ -214,7 +251,23 @@ def candidates(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs"
 
 def map_layer(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs") -> Mapping:
     """The legal mapping with the fewest estimated cycles (ties: fewer DRAM bytes, then fewer
-    passes). Raises ValueError naming the constraint when the layer cannot run."""
+    passes). ``dataflow="auto"``: the best of every dataflow the hardware has that can map
+    the layer (same key). Raises ValueError naming the constraint when the layer cannot run."""
+    if dataflow == "auto":
+        best, best_key, errors = None, None, []
+        for flow in params.dataflows:
+            try:
+                m = map_layer(layer, params, flow)
+            except ValueError as e:
+                errors.append(str(e))
+                continue
+            c = cost(m)
+            key = (c[0], c[1], c[2], DATAFLOWS.index(flow))
+            if best_key is None or key < best_key:
+                best, best_key = m, key
+        if best is None:
+            raise ValueError("; ".join(errors))
+        return best
     why = layer_error(layer, params, dataflow)
     if why:
         raise ValueError(f"{layer.name}: {why}")

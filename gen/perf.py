@@ -102,11 +102,16 @@ def ring_cols(chans: int, ifmap_depth: int) -> int:
     return ifmap_depth // chans
 
 
-def compute_cycles(d: PassDescriptor, ifmap_depth: int) -> int:
-    """Cycles of the compute phase, from the RTL's rules (see :func:`_compute_timing`)."""
-    return _compute_timing(d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows,
-                           d.ncols, d.padded_width, d.out_width, d.nrows,
-                           ring_cols(d.chans, ifmap_depth))
+def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1) -> int:
+    """Cycles of the compute phase, from the RTL's rules (see :func:`_compute_timing`,
+    :func:`_compute_timing_ws`, :func:`_compute_timing_os`)."""
+    args = (d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows, d.ncols,
+            d.padded_width, d.out_width, d.nrows, ring_cols(d.pe_chans, ifmap_depth))
+    if d.is_ws:
+        return _compute_timing_ws(*args)
+    if d.is_os:
+        return _compute_timing_os(*args, lanes)
+    return _compute_timing(*args)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -173,6 +178,130 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
     return z + 1
 
 
+@functools.lru_cache(maxsize=4096)
+def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
+    """WS: the rules of :func:`_compute_timing`, but all PEs issue in lockstep -- output step
+    ``x`` (``p*q*S`` slots back to back) starts the cycle after the last word any PE needs
+    for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step ``x-1``.
+    The last slot's product reaches the psum buffer 4 cycles after it issued; the phase ends
+    when that write is done, every PE is idle and the network has sent its last word."""
+    P = p * q * S
+    targeted = {(r // R, r % R + j * st) for j in range(ncols) for r in range(vg * R)}
+    e = []                              # last-slot issue cycle of each step
+    a = 0                               # cycle the previous word was taken
+    last = 0                            # cycle the last targeted word was taken
+    for col in range(width):
+        need = 0 if col < ring else min(F, (col - ring) // st + 1)
+        tq = None
+        for c in range(q):
+            for s in range(vg):
+                for h in range(nrows):
+                    t = a + 1
+                    if (s, h) in targeted:
+                        if need:
+                            t = max(t, e[need - 1] + 1)
+                        last = t
+                        if c == q - 1:
+                            tq = t
+                    a = t
+        while len(e) < F and len(e) * st + S - 1 <= col:
+            start = tq + 1 if not e else max(e[-1] + 1, tq + 1)
+            e.append(start + P - 1)
+    z = max(a + 1, last + 3, e[-1] + 5)
+    return z + 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) -> int:
+    """OS: PE ``(s, j)`` takes the words of channel group ``s``, rows ``j*st .. j*st+R-1``
+    (``q*R`` words per column) and issues ``p*q*R*S`` slots per output. Before each output
+    but the first it reloads its filters: the loader streams the block again (one word per
+    cycle, word 0 of the first reload offered in cycle 1), lane ``l`` of group ``g`` to every
+    PE of row ``g*lanes + l``; a word is taken when all of them have finished the previous
+    output (they take ifmap words meanwhile). A PE's output step starts after its window,
+    its previous step and its reload. The psum chains drain as in RS."""
+    qr = q * R
+    P = p * qr * S
+    pes = [(s, j) for s in range(vg) for j in range(ncols)]
+    targets = {}                        # (s, h) -> PEs that take the word
+    for s, j in pes:
+        for i in range(R):
+            targets.setdefault((s, j * st + i), []).append((s, j))
+    e = {pe: [] for pe in pes}          # last-slot issue cycle of each step
+    win = {pe: [] for pe in pes}        # cycle the last word of each window column arrived
+    lw = dict.fromkeys(pes, 0)          # cycle the PE's last word was taken
+    groups = -(-vg // lanes)
+    words = P                           # filter words of one row group's share
+    reload = {pe: {} for pe in pes}     # step x -> cycle its filters were all in
+    stream = {"rep": 1, "t": 0}         # next reload to stream, last word's take cycle
+
+    def advance():
+        progress = True
+        while progress:
+            progress = False
+            x = stream["rep"]
+            if x < F and all(len(e[pe]) >= x for pe in pes):
+                t = stream["t"]
+                for g in range(groups):
+                    ready = max(e[(s, j)][x - 1] + 1 for s, j in pes
+                                if g * lanes <= s < (g + 1) * lanes)
+                    first = max(t + 1, ready)
+                    t = first + words - 1
+                    for s, j in pes:
+                        if g * lanes <= s < (g + 1) * lanes:
+                            reload[(s, j)][x] = t
+                stream["rep"], stream["t"] = x + 1, t
+                progress = True
+            for pe in pes:
+                steps = e[pe]
+                while len(steps) < F and len(steps) < len(win[pe]):
+                    x = len(steps)
+                    if x and x not in reload[pe]:
+                        break
+                    start = win[pe][x] + 1
+                    if x:
+                        start = max(start, steps[-1] + 1, reload[pe][x] + 1)
+                    steps.append(start + P - 1)
+                    progress = True
+
+    a = 0
+    for col in range(width):
+        need = 0 if col < ring else min(F, (col - ring) // st + 1)
+        for c in range(q):
+            for s in range(vg):
+                for h in range(nrows):
+                    t = a + 1
+                    tg = targets.get((s, h))
+                    if tg:
+                        if need:
+                            t = max(t, max(e[pe][need - 1] for pe in tg) + 1)
+                        for pe in tg:
+                            lw[pe] = t
+                            if c == q - 1 and h == pe[1] * st + R - 1:
+                                if len(win[pe]) < F and \
+                                        len(win[pe]) * st + S - 1 == col:
+                                    win[pe].append(t)
+                    a = t
+        advance()
+    z = a + 1
+    for j in range(ncols):
+        ov_prev = None
+        out_valid = []
+        for s in range(vg):
+            load = e[(s, j)][-1] + 3
+            if ov_prev is not None:
+                load = max(load, ov_prev)
+            ov_prev = load + 1
+            out_valid.append(ov_prev)
+        top = vg - 1
+        for s in range(vg):
+            row_done = max(e[(s, j)][-1] + 1, lw[(s, j)] + 1)
+            emptied = out_valid[s] + 1 if s == top else out_valid[s + 1]
+            z = max(z, max(row_done + 1, emptied) + 1)
+        z = max(z, out_valid[top] + 1)
+    return z + 1
+
+
 def write_burst_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
     """One write-back burst: the request, one cycle per lane of its words (a psum-buffer read,
     requantized and packed on the way), the hand-off of the last beat, the next set-up."""
@@ -189,7 +318,7 @@ def dram_wr_stall(d: PassDescriptor, perf: PerfConfig) -> int:
 
 def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
     c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
-             compute_cycles=compute_cycles(d, params.ifmap_spad_depth),
+             compute_cycles=compute_cycles(d, params.ifmap_spad_depth, params.lanes),
              writeback_cycles=writeback_cycles(d, perf, params.lanes))
     c["load_cycles"] = LOAD_OVERHEAD + c["dma_in_cycles"]
     c["exec_cycles"] = (EXEC_OVERHEAD + c["fload_cycles"] + c["compute_cycles"]
@@ -255,31 +384,38 @@ def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, 
     -- those of them in the first slot (tap 0, channel 0) / the last slot (tap S-1, channel
     q-1) of their window. Each nonzero slot is one MAC per filter; a zero one is gated.
     """
-    p, q, S, F = d.filters, d.chans, d.taps, d.out_width
+    p, q, S, F = d.filters, d.pe_chans, d.taps, d.out_width
     active = d.active_rows * d.ncols
     slots = active * F * q * S * p
     macs = p * nz_slots
-    if q * S > 1:  # first tap writes, middle taps read and write unless gated, last reads
-        middle = p * (nz_slots - nz_first - nz_last)
-        psum_reads = psum_writes = active * F * p + middle
-    else:
+    if d.is_ws:    # no psum is held in a PE: every slot updates the psum buffer
         psum_reads = psum_writes = 0
+        updates = d.ncols * F * p * q * S
+        buf_reads, buf_writes = updates - (0 if d.accumulate else d.ncols * F * p), updates
+    else:
+        if q * S > 1:  # first tap writes, middle taps read and write unless gated, last reads
+            middle = p * (nz_slots - nz_first - nz_last)
+            psum_reads = psum_writes = active * F * p + middle
+        else:
+            psum_reads = psum_writes = 0
+        buf_reads, buf_writes = (d.ncols * p * F if d.accumulate else 0), d.ncols * p * F
+    # OS loads the filter block again for every output column
+    loads = F if d.is_os else 1
     in_words = d.nch_valid * d.in_burst
     c = cycle_counts(d, perf, params)
     c.update(
         macs=macs,
         gated_macs=slots - macs,
         filter_spad_reads=macs,
-        filter_spad_writes=active * p * q * S,
+        filter_spad_writes=loads * active * p * q * S,
         ifmap_spad_reads=active * F * q * S,
         ifmap_spad_writes=active * d.padded_width * q,
         psum_spad_reads=psum_reads,
         psum_spad_writes=psum_writes,
-        glb_reads=d.filt_words + d.in_width * (d.row_hi - d.row_lo) * d.nch_valid,
+        glb_reads=loads * d.filt_words + d.in_width * (d.row_hi - d.row_lo) * d.nch_valid,
         glb_writes=d.filt_words + in_words,
-        psum_buf_reads=(d.ncols * p * F if d.accumulate else 0)
-        + (d.p_valid * d.ncols * F if d.last else 0),
-        psum_buf_writes=d.ncols * p * F,
+        psum_buf_reads=buf_reads + (d.p_valid * d.ncols * F if d.last else 0),
+        psum_buf_writes=buf_writes,
         dram_read_words=d.filt_words + in_words,
         dram_write_words=d.p_valid * d.ncols * d.out_row_words if d.last else 0,
         gin_words=gin_words(d),
@@ -427,16 +563,28 @@ def _window_sums(mapping, nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     cover0 = np.isin(cols, taps[:, 0]).astype(np.int64)
     cover1 = np.isin(cols, taps[:, S - 1]).astype(np.int64)
     chunks = e_chunks(layer, mapping.ncols)
-    mult = np.zeros((len(chunks), layer.H), dtype=np.int64)
-    for ch in chunks:
-        local = (np.arange(layer.R)[:, None] + np.arange(ch.ncols)[None, :] * st).ravel()
-        local = local[(local >= ch.row_lo) & (local < ch.row_hi)]
-        np.add.at(mult[ch.index], ch.h_first + local, 1)
+
+    def row_mult(filter_rows):
+        mult = np.zeros((len(chunks), layer.H), dtype=np.int64)
+        for ch in chunks:
+            local = (np.asarray(filter_rows)[:, None]
+                     + np.arange(ch.ncols)[None, :] * st).ravel()
+            local = local[(local >= ch.row_lo) & (local < ch.row_hi)]
+            np.add.at(mult[ch.index], ch.h_first + local, 1)
+        return mult
+
+    mult = row_mult(range(layer.R))
+    if mapping.dataflow == "os":
+        # a PE's window holds all R rows: its first slot is row 0's, its last row R-1's
+        mult0, mult1 = row_mult([0]), row_mult([layer.R - 1])
+    else:
+        mult0 = mult1 = mult
     G, Cg, N, C = layer.groups, layer.Cg, layer.N, layer.C
     ct = mapping.c_tiles
     k = np.arange(ct * vq) % vq % q                       # channel index c inside the PE
     out = []
-    for cov, sel in ((cover, None), (cover0, k == 0), (cover1, k == q - 1)):
+    for cov, sel, mult in ((cover, None, mult), (cover0, k == 0, mult0),
+                           (cover1, k == q - 1, mult1)):
         per_row = nz @ cov                                # [N', C', H]
         per_pass = np.broadcast_to(per_row @ mult.T, (N, C, len(chunks)))
         padded = np.zeros((N, G, ct * vq, len(chunks)), dtype=per_pass.dtype)

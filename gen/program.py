@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from hw.descriptor import PassDescriptor
+from hw.descriptor import DATAFLOW_CODES, PassDescriptor
 from hw.params import AcceleratorParams
 
 __all__ = ["pack_activations", "unpack_activations", "pack_lanes", "unpack_words", "Chunk",
@@ -148,8 +148,12 @@ def e_chunks(layer, ncols: int) -> list[Chunk]:
 
 
 def filter_block_words(mapping) -> int:
-    """Words of one filter block: ceil(vgroups*R / L) groups of p*q*S words."""
+    """Words of one filter block: ceil(vgroups*R / L) groups of p*q*S words (OS: one PE row
+    per channel group holding all R filter rows, ceil(vgroups / L) groups of p*q*R*S)."""
     layer, params = mapping.layer, mapping.params
+    if mapping.dataflow == "os":
+        return (_ceil_div(mapping.vgroups, params.lanes)
+                * mapping.p * mapping.q * layer.R * layer.S)
     return (_ceil_div(mapping.vgroups * layer.R, params.lanes)
             * mapping.p * mapping.q * layer.S)
 
@@ -186,7 +190,7 @@ class PassPlanner:
             out_width=layer.F, row_words=self.row_words, filt_words=self.fw,
             in_ch_stride=layer.H * self.row_words, out_ch_stride=layer.E * self.out_row_words,
             out_row_words=self.out_row_words, shift=layer.shift_for(params.data_width),
-            relu=layer.relu)
+            relu=layer.relu, dataflow=DATAFLOW_CODES[mapping.dataflow])
 
     def descriptor(self, n: int, group: int, mtile: int, chunk: Chunk,
                    ctile: int) -> PassDescriptor:
@@ -279,7 +283,8 @@ def filter_blocks(mapping, weights: np.ndarray) -> np.ndarray:
     (channel group ``s = r // R``, filter row ``i = r % R``) and filter word ``idx = (f*S +
     tap)*q + c``: ``weights[m][cw][i][tap]`` with ``m = group*Mg + mtile*p + f`` and ``cw =
     ctile*vgroups*q + s*q + c``, zero where ``f >= p_valid``, ``cw >= C/groups`` or ``r >=
-    vgroups*R``.
+    vgroups*R``. OS blocks (hw/descriptor.py): PE row ``r = g*L + l`` is channel group ``s =
+    r`` and word ``idx = ((f*S + tap)*q + c)*R + i`` holds ``weights[m][cw][i][tap]``.
     """
     layer, L = mapping.layer, mapping.params.lanes
     q, p, vg = mapping.q, mapping.p, mapping.vgroups
@@ -287,13 +292,21 @@ def filter_blocks(mapping, weights: np.ndarray) -> np.ndarray:
     mt, ct = mapping.m_tiles, mapping.c_tiles
     w = np.zeros((G, mt * p, ct * vg * q, R, S), dtype=np.int64)
     w[:, :layer.Mg, :layer.Cg] = weights.reshape(G, layer.Mg, layer.Cg, R, S)
-    # [G, mt, p, ct, vg, q, R, S] -> [G, mt, ct, vg, R, p, S, q]
-    w = w.reshape(G, mt, p, ct, vg, q, R, S).transpose(0, 1, 3, 4, 6, 2, 7, 5)
-    pqs = p * S * q
-    rows = w.reshape(G, mt, ct, vg * R, pqs)
-    ngroups = _ceil_div(vg * R, L)
+    w = w.reshape(G, mt, p, ct, vg, q, R, S)
+    if mapping.dataflow == "os":
+        # PE row s = channel group, word idx = (f*S + tap)*q*R + c*R + i:
+        # [G, mt, p, ct, vg, q, R, S] -> [G, mt, ct, vg, p, S, q, R]
+        w = w.transpose(0, 1, 3, 4, 2, 7, 5, 6)
+        pe_rows, pqs = vg, p * S * q * R
+    else:
+        # PE row r = s*R + i, word idx = (f*S + tap)*q + c:
+        # [G, mt, p, ct, vg, q, R, S] -> [G, mt, ct, vg, R, p, S, q]
+        w = w.transpose(0, 1, 3, 4, 6, 2, 7, 5)
+        pe_rows, pqs = vg * R, p * S * q
+    rows = w.reshape(G, mt, ct, pe_rows, pqs)
+    ngroups = _ceil_div(pe_rows, L)
     padded = np.zeros((G, mt, ct, ngroups * L, pqs), dtype=np.int64)
-    padded[:, :, :, :vg * R] = rows
+    padded[:, :, :, :pe_rows] = rows
     # rows r = g*L + l -> words g*pqs + idx, lane l
     blocks = padded.reshape(G, mt, ct, ngroups, L, pqs).transpose(0, 1, 2, 3, 5, 4)
     return blocks.reshape(-1, L)

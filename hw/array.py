@@ -14,6 +14,14 @@ Networks (Eyeriss GIN style):
   column takes the column's ``psum_in`` (the psum buffer, when accumulating across passes), the
   top *active* PE drives the column's ``psum_out``.
 
+Dataflows (hardware present only for the modes in ``params.dataflows``): ``mode`` is sent to
+every PE. OS sets ``filt_rows = 1`` (row ``r`` is channel group ``r``) and ``fold`` to the
+filter height: a PE then takes the ``fold`` ifmap rows ``col_id .. col_id + fold - 1`` (a range
+match instead of an equality; ``fold = 1`` is the RS match). WS raises every PE's ``go`` when
+all active PEs can issue (lockstep), and adds the products of each column's active PEs into
+``ws_sum[j]`` (registered, valid in ``ws_valid``): the filter rows and channel groups of a
+column are summed in the array, not in any PE.
+
 Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
 the top keeps one counter per kind instead of one per PE.
 """
@@ -68,7 +76,14 @@ class PEArray(wiring.Component):
         pw = params.psum_width
         self.cfg_layout = pe_config_layout(params.ifmap_spad_depth, params.filter_spad_depth,
                                            params.psum_spad_depth)
+        extra = {}
+        if "os" in params.dataflows:
+            extra["fold"] = In(8)
+        if "ws" in params.dataflows:
+            extra["ws_valid"] = Out(1)
+            extra["ws_sum"] = Out(signed(pw)).array(cols)
         super().__init__({
+            **extra,
             "cfg":         In(self.cfg_layout),
             "filt_rows":   In(range(rows + 1)),
             "stride":      In(4),
@@ -149,7 +164,11 @@ class PEArray(wiring.Component):
             row_hit = row_on[r] & (word.s == row_group[r])
             for j in range(cols):
                 pe = pes[r][j]
-                hit = row_hit & col_on[j] & (word.h == col_id[r][j])
+                if "os" in p.dataflows:
+                    hit = (row_hit & col_on[j] & (word.h >= col_id[r][j]) &
+                           (word.h < col_id[r][j] + self.fold))
+                else:
+                    hit = row_hit & col_on[j] & (word.h == col_id[r][j])
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
                              pe.ifmap.valid.eq(self.ifmap.valid & hit)]
                 i_ok.append(~hit | pe.ifmap.ready)
@@ -172,6 +191,19 @@ class PEArray(wiring.Component):
                 self.psum_out[j].payload.eq(Array(pe.psum_out.payload for pe in col)[top]),
                 self.psum_out[j].valid.eq(Array(pe.psum_out.valid for pe in col)[top]),
             ]
+
+        # ---- WS: lockstep issue and the column adders ------------------------------------
+        if "ws" in p.dataflows:
+            go = Signal()
+            m.d.comb += go.eq(Cat(*[~(row_on[r] & col_on[j]) | pes[r][j].can_issue
+                                    for r in range(rows) for j in range(cols)]).all())
+            for r in range(rows):
+                for j in range(cols):
+                    m.d.comb += pes[r][j].go.eq(go)
+            m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
+            for j in range(cols):
+                m.d.sync += self.ws_sum[j].eq(_tree_sum(
+                    Mux(row_on[r], pes[r][j].product, 0) for r in range(rows)))
 
         # ---- event counts ------------------------------------------------------------------
         flat = [pe for row in pes for pe in row]

@@ -39,6 +39,30 @@ error code and the descriptor is dropped, never a hang), then runs four phases i
    ``x // LANES`` (unused lanes zero); requantize = saturate(round_half_up(acc >> shift)),
    ReLU when ``relu``.
 
+Dataflows (``dataflow``: 0 = RS, 1 = WS, 2 = OS; one the hardware was not generated with, see
+``AcceleratorParams.dataflows``, is refused with ``DescError.DATAFLOW``). Everything above is
+RS; WS and OS keep phases 1, 2 and 4 and the ifmap network's word order, and change this:
+
+* **WS** (weight-stationary) -- each PE keeps its ``filters*chans*taps`` weights for the whole
+  pass (loaded once, phase 2) and the ifmap words stream past them through its window, as in
+  RS, but a product does not stay in the PE: the PEs issue their MAC slots in lockstep (a slot
+  issues when every active PE has its window), every slot's products leave the PEs at once, are
+  summed down each PE column by an adder (the array's spatial accumulation over the filter
+  rows and channel groups) and the column's sum is added into the column's psum buffer at
+  ``x*filters + f`` (read-modify-write; the first slot of an output writes when not
+  ``accumulate``). No psum scratchpad traffic; ``chans*taps`` psum-buffer updates per output
+  instead of one. The psum scratchpad does not bound ``filters`` (the filter scratchpad does).
+* **OS** (output-stationary) -- a PE keeps the psums of its outputs until they are complete
+  over all the channels and filter rows it covers: PE row ``r < vgroups`` is channel group
+  ``s = r`` and PE ``(r, j)`` takes the ``filt_rows`` ifmap rows ``j*stride .. j*stride +
+  filt_rows - 1`` (the ifmap network matches a row range), so it convolves ``chans*filt_rows``
+  "channels" (``c*filt_rows + i``) of ``taps`` taps; the column sums only the channel groups.
+  Weights are not kept across outputs: after each output column ``x`` a PE drops its filters and
+  the whole filter block is multicast again from the global buffer (``out_width`` times per
+  pass, through a second global-buffer read port, while the ifmap network keeps streaming).
+  Filter word ``g*pqs + idx`` then carries, in lane ``l``, word ``idx = (f*taps + tap)*chans*
+  filt_rows + c*filt_rows + i`` of PE row ``g*LANES + l``, ``pqs = filters*chans*filt_rows*taps``.
+
 DRAM and global-buffer addresses count ``dram_width``-bit words. Activations live in DRAM as
 ``[N][C][H][ceil(W/LANES)]`` words, so a layer's output is the next layer's input as it stands.
 """
@@ -55,7 +79,10 @@ from .params import AcceleratorParams
 from .pe import MAX_ROW_WIDTH, MAX_STRIDE
 
 __all__ = ["PassDescriptor", "DescError", "descriptor_layout", "lanes", "ADDR_BITS",
-           "COUNT_BITS"]
+           "COUNT_BITS", "DATAFLOW_CODES"]
+
+#: The descriptor's ``dataflow`` field values.
+DATAFLOW_CODES = {"rs": 0, "ws": 1, "os": 2}
 
 #: DRAM word addresses.
 ADDR_BITS = 32
@@ -81,6 +108,7 @@ class DescError(enum.Enum, shape=4):
     GLB = 8           # ifmap tile or filter block outside the global buffer, or overlapping
     PSUM_BUF = 9      # out_width x filters beyond a column's psum buffer
     WRITEBACK = 10    # p_valid, out_row_words or shift out of range
+    DATAFLOW = 11     # a dataflow the hardware was not generated with
 
 
 def descriptor_layout(params: AcceleratorParams) -> data.StructLayout:
@@ -117,6 +145,7 @@ def descriptor_layout(params: AcceleratorParams) -> data.StructLayout:
         "shift":         unsigned(6),
         "relu":          unsigned(1),
         "sync":          unsigned(1),
+        "dataflow":      unsigned(2),
     })
 
 
@@ -154,12 +183,26 @@ class PassDescriptor:
     shift: int
     relu: bool
     sync: bool = False
+    dataflow: int = 0
 
     # -- derived -----------------------------------------------------------------------------
 
     @property
+    def is_os(self) -> bool:
+        return self.dataflow == DATAFLOW_CODES["os"]
+
+    @property
+    def is_ws(self) -> bool:
+        return self.dataflow == DATAFLOW_CODES["ws"]
+
+    @property
     def active_rows(self) -> int:
-        return self.vgroups * self.filt_rows
+        return self.vgroups if self.is_os else self.vgroups * self.filt_rows
+
+    @property
+    def pe_chans(self) -> int:
+        """Channels of a PE's window: ``chans``, or ``chans*filt_rows`` in OS."""
+        return self.chans * self.filt_rows if self.is_os else self.chans
 
     @property
     def padded_width(self) -> int:
@@ -167,7 +210,7 @@ class PassDescriptor:
 
     @property
     def pqs(self) -> int:
-        return self.filters * self.chans * self.taps
+        return self.filters * self.pe_chans * self.taps
 
     def filter_groups(self, params: AcceleratorParams) -> int:
         return -(-self.active_rows // lanes(params))
@@ -184,18 +227,25 @@ class PassDescriptor:
         L = lanes(p)
         d = self
         E = DescError
-        if not (1 <= d.taps and d.chans >= 1 and d.chans * d.taps <= p.ifmap_spad_depth):
-            return E.TAPS, (f"chans x taps = {d.chans} x {d.taps} is out of range: allowed "
+        flows = [DATAFLOW_CODES[f] for f in p.dataflows]
+        if d.dataflow not in flows:
+            allowed = ", ".join(f"{DATAFLOW_CODES[f]} ({f})" for f in p.dataflows)
+            return E.DATAFLOW, (f"dataflow = {d.dataflow} is out of range: allowed {allowed} "
+                                f"(the dataflows the hardware was generated with)")
+        qs = d.pe_chans * d.taps
+        if not (1 <= d.taps and d.chans >= 1 and qs <= p.ifmap_spad_depth):
+            return E.TAPS, (f"chans x taps = {d.pe_chans} x {d.taps} is out of range: allowed "
                             f"1..{p.ifmap_spad_depth} (ifmap scratchpad), each at least 1")
-        if not (1 <= d.filters <= p.psum_spad_depth and d.pqs <= p.filter_spad_depth):
+        p_max = min(255, p.filter_spad_depth) if d.is_ws else p.psum_spad_depth
+        if not (1 <= d.filters <= p_max and d.pqs <= p.filter_spad_depth):
             return E.FILTERS, (f"filters = {d.filters} (x chans x taps = {d.pqs}) is out of "
-                               f"range: allowed 1..{p.psum_spad_depth} filters and "
+                               f"range: allowed 1..{p_max} filters and "
                                f"p x q x S <= {p.filter_spad_depth} (filter scratchpad)")
         if not 1 <= d.stride <= MAX_STRIDE:
             return E.STRIDE, f"stride = {d.stride} is out of range: allowed 1..{MAX_STRIDE}"
         if not (1 <= d.filt_rows and 1 <= d.vgroups and d.active_rows <= p.rows):
-            return E.ROWS, (f"vgroups x filt_rows = {d.vgroups} x {d.filt_rows} is out of "
-                            f"range: allowed 1..{p.rows} (array rows)")
+            return E.ROWS, (f"active rows = {d.active_rows} (vgroups = {d.vgroups}, filt_rows = "
+                            f"{d.filt_rows}) is out of range: allowed 1..{p.rows} (array rows)")
         if not 1 <= d.ncols <= p.cols:
             return E.COLS, f"ncols = {d.ncols} is out of range: allowed 1..{p.cols}"
         if not (1 <= d.in_width and d.padded_width <= MAX_ROW_WIDTH and d.out_width >= 1

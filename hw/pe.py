@@ -33,6 +33,22 @@ Why this shape:
 
 Pipeline: issue (window and filter addresses, ifmap scratchpad read, filter scratchpad read
 request) -> multiply (filter data arrives) -> accumulate. A full output FIFO stalls all three.
+
+Modes (``cfg.mode``; hardware for a mode exists only when the PE is built with it):
+
+* ``MODE_RS`` (0) -- the above.
+* ``MODE_WS`` (1, weight-stationary) -- the filters stay for the pass and the window works as
+  in RS, but no product is accumulated here: each MAC slot's product (0 when gated) leaves on
+  ``product`` (valid in ``product_valid``) the cycle after its multiply, and the psum
+  scratchpad and output FIFO are not used. A slot issues only while ``go`` is high: the array
+  raises it when every active PE has ``can_issue``, so all PEs issue the same slot in the same
+  cycle and the array can add their products (the weights stay, the psums move).
+* ``MODE_OS`` (2, output-stationary) -- as RS (psums stay in the psum scratchpad until the
+  output is complete, then leave once), but the filters are not kept across outputs: after the
+  last slot of each output column but the last, the PE goes back to loading and takes the next
+  ``p*q*S`` filter words (the same block again, streamed from the global buffer), accepting
+  ifmap words into its ring meanwhile. ``q`` counts the "channels" the array feeds it (in the
+  accelerator, channels x filter rows).
 """
 
 from __future__ import annotations
@@ -46,7 +62,11 @@ from amaranth.lib.wiring import In, Out
 
 from .params import AcceleratorParams
 
-__all__ = ["PE", "PERowConfig", "PE_COUNTERS", "MAX_ROW_WIDTH", "MAX_STRIDE", "pe_depths"]
+__all__ = ["PE", "PERowConfig", "PE_COUNTERS", "MAX_ROW_WIDTH", "MAX_STRIDE", "pe_depths",
+           "MODE_RS", "MODE_WS", "MODE_OS"]
+
+#: ``cfg.mode`` values (the descriptor's ``dataflow`` codes).
+MODE_RS, MODE_WS, MODE_OS = 0, 1, 2
 
 #: Longest ifmap row a PE accepts (AlexNet CONV1 needs 227).
 MAX_ROW_WIDTH = 4095
@@ -79,6 +99,7 @@ class PERowConfig:
     rows: int = 1        # ifmap rows processed with the same filters
     psum_in: bool = False
     ring_cols: int = 0   # 0: as many window columns as the ifmap scratchpad holds
+    mode: int = MODE_RS
 
     @property
     def out_width(self) -> int:
@@ -97,7 +118,11 @@ class PERowConfig:
         need("channels", self.channels, 1, ifmap_depth, " (ifmap scratchpad depth)")
         need("taps", self.taps, 1, ifmap_depth // self.channels,
              f" (ifmap scratchpad {ifmap_depth} words / {self.channels} channels)")
-        need("filters", self.filters, 1, psum_depth, " (psum scratchpad depth)")
+        need("mode", self.mode, MODE_RS, MODE_OS)
+        if self.mode == MODE_WS:   # no psums are held: the filter scratchpad bounds p
+            need("filters", self.filters, 1, filter_depth, " (filter scratchpad depth)")
+        else:
+            need("filters", self.filters, 1, psum_depth, " (psum scratchpad depth)")
         fw = self.filters * self.channels * self.taps
         need("filters x channels x taps", fw, 1, filter_depth, " (filter scratchpad depth)")
         need("stride", self.stride, 1, MAX_STRIDE)
@@ -113,6 +138,7 @@ class PERowConfig:
             window_words=self.channels * self.taps, filter_words=fw,
             ring_cols=ring_cols, ring_words=ring_words,
             step_words=(self.stride * self.channels) % ring_words,
+            mode=self.mode,
         )
 
 
@@ -121,7 +147,7 @@ def pe_config_layout(ifmap_depth: int, filter_depth: int, psum_depth: int) -> da
     return data.StructLayout({
         "taps":         unsigned(_bits(ifmap_depth)),
         "channels":     unsigned(_bits(ifmap_depth)),
-        "filters":      unsigned(_bits(psum_depth)),
+        "filters":      unsigned(_bits(max(psum_depth, filter_depth))),
         "stride":       unsigned(_bits(MAX_STRIDE)),
         "width":        unsigned(_bits(MAX_ROW_WIDTH)),
         "out_width":    unsigned(_bits(MAX_ROW_WIDTH)),
@@ -132,6 +158,7 @@ def pe_config_layout(ifmap_depth: int, filter_depth: int, psum_depth: int) -> da
         "ring_cols":    unsigned(_bits(ifmap_depth)),
         "ring_words":   unsigned(_bits(ifmap_depth)),
         "step_words":   unsigned(_bits(ifmap_depth)),
+        "mode":         unsigned(2),
     })
 
 
@@ -165,7 +192,8 @@ class PE(wiring.Component):
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
                  filter_depth: int, psum_depth: int, counter_width: int = 32,
-                 out_fifo_depth: int = 2, counters: bool = True):
+                 out_fifo_depth: int = 2, counters: bool = True, ws: bool = False,
+                 os: bool = False):
         if psum_width < 2 * data_width:
             raise ValueError(f"psum_width = {psum_width} is out of range: allowed "
                              f"{2 * data_width}..64")
@@ -179,6 +207,7 @@ class PE(wiring.Component):
         self._cw = counter_width
         self._out_fifo_depth = out_fifo_depth
         self._with_counters = counters
+        self._ws, self._os = bool(ws), bool(os)
         self.cfg_layout = pe_config_layout(ifmap_depth, filter_depth, psum_depth)
         ports = {
             "cfg":      In(self.cfg_layout),
@@ -190,6 +219,9 @@ class PE(wiring.Component):
             "psum_out": Out(stream.Signature(signed(psum_width))),
             "events":   Out(data.StructLayout({n: unsigned(1) for n in PE_COUNTERS})),
         }
+        if ws:
+            ports.update(go=In(1), can_issue=Out(1), product=Out(signed(2 * data_width)),
+                         product_valid=Out(1))
         if counters:
             ports["counters"] = Out(data.StructLayout({n: unsigned(counter_width)
                                                        for n in PE_COUNTERS}))
@@ -197,6 +229,14 @@ class PE(wiring.Component):
 
     @classmethod
     def from_params(cls, params: AcceleratorParams, **kwargs) -> "PE":
+        """A PE with the modes of ``params.dataflows``. With OS, whose outputs of one step
+        leave all PEs of a column about together, the output FIFO is deep enough that the
+        psum chain (one level per cycle) never stalls the MACs."""
+        kwargs.setdefault("ws", "ws" in params.dataflows)
+        kwargs.setdefault("os", "os" in params.dataflows)
+        if kwargs["os"]:
+            kwargs.setdefault("out_fifo_depth",
+                              max(2, min(params.rows, params.psum_spad_depth) + 1))
         return cls(data_width=params.data_width, psum_width=params.psum_width,
                    ifmap_depth=params.ifmap_spad_depth, filter_depth=params.filter_spad_depth,
                    psum_depth=params.psum_spad_depth, counter_width=params.counter_width,
@@ -246,7 +286,15 @@ class PE(wiring.Component):
         base = Signal(range(self._ifmap_depth + 1))  # ring address of the window start
         k = Signal(range(self._ifmap_depth + 1))     # window index (s*q + c)
         rd_addr = Signal(range(self._ifmap_depth + 1))
-        f = Signal(range(self._psum_depth + 1))
+        f = Signal(range((max(self._psum_depth, self._filter_depth) if self._ws
+                          else self._psum_depth) + 1))
+        # The modes this PE was built with (constant 0 otherwise, so their logic vanishes).
+        is_ws = Signal()
+        is_os = Signal()
+        if self._ws:
+            m.d.comb += is_ws.eq(cfg.mode == MODE_WS)
+        if self._os:
+            m.d.comb += is_os.eq(cfg.mode == MODE_OS)
         f_addr = Signal(range(self._filter_depth + 1))
 
         x_all_issued = Signal()
@@ -261,7 +309,7 @@ class PE(wiring.Component):
         zero2 = Signal(); prod2 = Signal(signed(2 * dw))
 
         stall = Signal()
-        m.d.comb += stall.eq(v2 & last2 & ~out_fifo.w_rdy)
+        m.d.comb += stall.eq(v2 & last2 & ~out_fifo.w_rdy & ~is_ws)
 
         # ---- counters ----------------------------------------------------------------------
         def count(name, cond):
@@ -302,8 +350,10 @@ class PE(wiring.Component):
 
         # ---- ifmap write side --------------------------------------------------------------
         in_run = phase == _Phase.RUN
+        # OS: a PE reloading its filters keeps taking ifmap words into its ring
+        in_ring = in_run | (is_os & (phase == _Phase.LOAD))
         accept = Signal()
-        m.d.comb += accept.eq(in_run & ~row_done & (wcol != cfg.width) &
+        m.d.comb += accept.eq(in_ring & ~row_done & (wcol != cfg.width) &
                               (x_all_issued | (wcol < xs + cfg.ring_cols)))
         m.d.comb += [
             self.ifmap.ready.eq(accept),
@@ -321,7 +371,14 @@ class PE(wiring.Component):
 
         # ---- issue -------------------------------------------------------------------------
         issue = Signal()
-        m.d.comb += issue.eq(in_run & ~x_all_issued & (wcol >= xs + cfg.taps) & ~stall)
+        ready = Signal()
+        m.d.comb += ready.eq(in_run & ~x_all_issued & (wcol >= xs + cfg.taps))
+        if self._ws:
+            # WS: slots issue in lockstep across the array (go = all active PEs ready)
+            m.d.comb += [self.can_issue.eq(ready),
+                         issue.eq(ready & ~stall & (self.go | ~is_ws))]
+        else:
+            m.d.comb += issue.eq(ready & ~stall)
         first_f = f == 0
         zero0 = Signal()
         m.d.comb += [
@@ -348,6 +405,9 @@ class PE(wiring.Component):
                                   next_base)
                     m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1), xs.eq(xs + cfg.stride),
                                  base.eq(wrapped), rd_addr.eq(wrapped)]
+                    with m.If(is_os & (x + 1 != cfg.out_width)):
+                        # OS: the filters served this output only; load them again
+                        m.d.sync += [phase.eq(_Phase.LOAD), fw_addr.eq(0)]
             m.d.sync += [first1.eq(k == 0), last1.eq(last_k), f1.eq(f), zero1.eq(zero0)]
             with m.If(first_f):
                 m.d.sync += i1.eq(i_rd.data)
@@ -364,16 +424,19 @@ class PE(wiring.Component):
         total = Signal(signed(pw))
         m.d.comb += total.eq(Mux(first2, prod2, acc + prod2))
         go2 = v2 & ~stall
-        with m.If(go2):
+        with m.If(go2 & ~is_ws):
             with m.If(last2):
                 pass  # the finished sum goes to the output FIFO below
             with m.Elif(first2 | ~zero2):
                 m.d.sync += acc.eq(total)
-        m.d.comb += [out_fifo.w_data.eq(total), out_fifo.w_en.eq(go2 & last2)]
+        m.d.comb += [out_fifo.w_data.eq(total), out_fifo.w_en.eq(go2 & last2 & ~is_ws)]
+        if self._ws:
+            # WS: every product leaves as it is made
+            m.d.comb += [self.product.eq(prod2), self.product_valid.eq(v2 & is_ws)]
         # psum scratchpad traffic: first tap writes, middle taps read and write (unless gated),
         # last tap reads (unless it is also the first).
-        count("psum_reads", go2 & ~first2 & (last2 | ~zero2))
-        count("psum_writes", go2 & ~last2 & (first2 | ~zero2))
+        count("psum_reads", go2 & ~is_ws & ~first2 & (last2 | ~zero2))
+        count("psum_writes", go2 & ~is_ws & ~last2 & (first2 | ~zero2))
 
         # ---- output: add psum_in, registered ------------------------------------------------
         out = self.psum_out

@@ -30,7 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .array import PEArray
-from .descriptor import ADDR_BITS, COUNT_BITS, DescError, descriptor_layout
+from .descriptor import ADDR_BITS, COUNT_BITS, DATAFLOW_CODES, DescError, descriptor_layout
 from .params import AcceleratorParams
 
 __all__ = ["Accelerator", "TOP_COUNTERS", "dma_request_layout"]
@@ -120,12 +120,17 @@ class Accelerator(wiring.Component):
                                         init=[])
         glb_w = glb.write_port()
         glb_r = glb.read_port(domain="sync")
+        # OS streams the filters again for every output while the ifmap network runs
+        glb_rf = glb.read_port(domain="sync") if "os" in p.dataflows else None
         pb_w, pb_r = [], []
         for j in range(cols):
             mem = Memory(shape=signed(pw), depth=p.psum_buf_depth, init=[])
             m.submodules[f"psum_buf{j}"] = mem
             pb_w.append(mem.write_port())
-            pb_r.append(mem.read_port(domain="sync"))
+            # WS updates the psum buffer every cycle (read-modify-write): a read of the word
+            # being written sees the new value
+            pb_r.append(mem.read_port(domain="sync", transparent_for=(pb_w[j],)
+                                      if "ws" in p.dataflows else ()))
 
         # ---- counters --------------------------------------------------------------------
         cw = p.counter_width
@@ -149,21 +154,34 @@ class Accelerator(wiring.Component):
         if L & (L - 1):
             raise ValueError(f"lanes = {L} must be a power of two (dram_width / data_width)")
 
-        def derived(desc):
-            qs = desc.chans * desc.taps
-            act_rows = desc.vgroups * desc.filt_rows
-            return dict(qs=qs, pqs=desc.filters * qs, act_rows=act_rows,
-                        padded=desc.in_width + 2 * desc.pad,
+        def derived(desc, tag):
+            # the dataflow modes this hardware has (constant 0 for the others)
+            ws, os_ = Signal(name=f"{tag}_ws"), Signal(name=f"{tag}_os")
+            if "ws" in p.dataflows:
+                m.d.comb += ws.eq(desc.dataflow == DATAFLOW_CODES["ws"])
+            if "os" in p.dataflows:
+                m.d.comb += os_.eq(desc.dataflow == DATAFLOW_CODES["os"])
+            pe_q = Signal(16, name=f"{tag}_pe_q")       # channels of a PE's window
+            m.d.comb += pe_q.eq(Mux(os_, desc.chans * desc.filt_rows, desc.chans))
+            qs = pe_q * desc.taps
+            act_rows = Mux(os_, desc.vgroups, desc.vgroups * desc.filt_rows)
+            return dict(ws=ws, os=os_, pe_q=pe_q, qs=qs, pqs=desc.filters * qs,
+                        act_rows=act_rows, padded=desc.in_width + 2 * desc.pad,
                         f_groups=(act_rows + L - 1) // L,
                         tile=desc.vgroups * desc.chans * desc.ch_words)
 
-        c = derived(dl)
+        c = derived(dl, "l")
         qs_l, pqs_l, act_l, padded_l = c["qs"], c["pqs"], c["act_rows"], c["padded"]
-        x = derived(d)
+        x = derived(d, "x")
         qs, pqs_c, act_rows, padded = x["qs"], x["pqs"], x["act_rows"], x["padded"]
-        with m.If((dl.taps == 0) | (dl.chans == 0) | (qs_l > p.ifmap_spad_depth)):
+        is_ws, is_os = x["ws"], x["os"]
+        flow_ok = Cat(*[dl.dataflow == DATAFLOW_CODES[f] for f in p.dataflows]).any()
+        p_max = Mux(c["ws"], min(255, p.filter_spad_depth), p.psum_spad_depth)
+        with m.If(~flow_ok):
+            m.d.comb += err.eq(DescError.DATAFLOW)
+        with m.Elif((dl.taps == 0) | (dl.chans == 0) | (qs_l > p.ifmap_spad_depth)):
             m.d.comb += err.eq(DescError.TAPS)
-        with m.Elif((dl.filters == 0) | (dl.filters > p.psum_spad_depth) |
+        with m.Elif((dl.filters == 0) | (dl.filters > p_max) |
                     (pqs_l > p.filter_spad_depth)):
             m.d.comb += err.eq(DescError.FILTERS)
         with m.Elif(dl.stride == 0):
@@ -231,25 +249,30 @@ class Accelerator(wiring.Component):
 
         # ---- array programming (held for the whole pass) --------------------------------
         pe_cfg = array.cfg
+        pe_q = x["pe_q"]
         m.d.comb += [
-            pe_cfg.taps.eq(d.taps), pe_cfg.channels.eq(d.chans), pe_cfg.filters.eq(d.filters),
+            pe_cfg.taps.eq(d.taps), pe_cfg.channels.eq(pe_q), pe_cfg.filters.eq(d.filters),
             pe_cfg.stride.eq(d.stride), pe_cfg.width.eq(padded),
             pe_cfg.out_width.eq(d.out_width), pe_cfg.rows.eq(1), pe_cfg.psum_in_en.eq(0),
             pe_cfg.window_words.eq(qs), pe_cfg.filter_words.eq(pqs_c),
-            array.filt_rows.eq(d.filt_rows), array.stride.eq(d.stride),
+            pe_cfg.mode.eq(d.dataflow),
+            # OS: row r is channel group r, and takes filt_rows ifmap rows (see hw/array.py)
+            array.filt_rows.eq(Mux(is_os, 1, d.filt_rows)), array.stride.eq(d.stride),
             array.active_rows.eq(act_rows), array.ncols.eq(d.ncols),
             array.accumulate.eq(d.accumulate),
         ]
+        if "os" in p.dataflows:
+            m.d.comb += array.fold.eq(Mux(is_os, d.filt_rows, 1))
         # Ring geometry: as many window columns as the ifmap scratchpad holds. Division by
         # the (small) channel count is a lookup over its possible values.
         ring_cols = Signal(range(p.ifmap_spad_depth + 1))
-        with m.Switch(d.chans):
+        with m.Switch(pe_q):
             for q in range(1, p.ifmap_spad_depth + 1):
                 with m.Case(q):
                     m.d.comb += ring_cols.eq(p.ifmap_spad_depth // q)
         ring_words = Signal(range(p.ifmap_spad_depth + 1))
         step = Signal(range(16 * p.ifmap_spad_depth + 1))
-        m.d.comb += [ring_words.eq(ring_cols * d.chans), step.eq(d.stride * d.chans)]
+        m.d.comb += [ring_words.eq(ring_cols * pe_q), step.eq(d.stride * pe_q)]
         step_mod = Signal(range(p.ifmap_spad_depth + 1))
         # (stride*chans) mod ring_words by repeated subtraction bounded by the stride.
         acc_mod = step
@@ -261,6 +284,8 @@ class Accelerator(wiring.Component):
                      pe_cfg.ring_words.eq(ring_words), pe_cfg.step_words.eq(step_mod)]
 
         # ---- filter loader: GLB[filt_glb + n] -> filter network -------------------------
+        # RS, WS: one block per pass (FLOAD). OS: the block again for every further output
+        # column (fl_rep counts blocks), during COMPUTE, from the second read port.
         fl_run = Signal()
         fl_n = Signal(range(p.glb_words + 1))
         fl_idx = Signal(16)
@@ -269,12 +294,14 @@ class Accelerator(wiring.Component):
         fl_out_g = Signal.like(fl_g)
         fl_adv = Signal()
         fl_issue = Signal()
+        fl_rep = Signal(range(4096 + 1))
         m.d.comb += [
             fl_adv.eq(~fl_valid | array.filter.ready),
             fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words)),
             array.filter.valid.eq(fl_valid),
             array.filter.payload.g.eq(fl_out_g),
-            array.filter.payload.data.as_value().eq(glb_r.data),
+            array.filter.payload.data.as_value().eq(
+                Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data),
         ]
 
         # ---- ifmap generator: GLB -> ifmap network --------------------------------------
@@ -311,14 +338,19 @@ class Accelerator(wiring.Component):
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
         m.d.comb += array.ifmap.payload.data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
 
-        # GLB read port: the filter loader and the generator never run together.
-        with m.If(fl_run):
+        # GLB read port: the filter loader and the generator never run together (but in OS,
+        # whose filter loader has its own port).
+        fl_on_r = fl_run & ~is_os
+        with m.If(fl_on_r):
             m.d.comb += [glb_r.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
                          glb_r.en.eq(fl_issue)]
         with m.Else():
             m.d.comb += [glb_r.addr.eq(g_wword + g_ac + g_as + g_ah + Mux(xbuf, half, 0)),
                          glb_r.en.eq(g_issue & ~g_zero)]
-        count("glb_reads", fl_issue | (~fl_run & g_issue & ~g_zero))
+        if glb_rf is not None:
+            m.d.comb += [glb_rf.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
+                         glb_rf.en.eq(fl_issue & is_os)]
+        count("glb_reads", fl_issue + (~fl_on_r & g_issue & ~g_zero))
 
         with m.If(fl_issue):
             m.d.sync += [fl_n.eq(fl_n + 1), fl_out_g.eq(fl_g)]
@@ -326,6 +358,10 @@ class Accelerator(wiring.Component):
                 m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1)]
             with m.Else():
                 m.d.sync += fl_idx.eq(fl_idx + 1)
+            with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == d.filt_words - 1) &
+                      (fl_rep + 1 != d.out_width)):
+                # OS: the next output column's copy of the block
+                m.d.sync += [fl_n.eq(0), fl_idx.eq(0), fl_g.eq(0), fl_rep.eq(fl_rep + 1)]
         with m.If(fl_adv):
             m.d.sync += fl_valid.eq(fl_issue)
 
@@ -395,12 +431,48 @@ class Accelerator(wiring.Component):
                 m.d.sync += r_valid.eq(r_issue)
             with m.If(xstate == _Exec.SETUP):
                 m.d.sync += [r_n.eq(0), r_valid.eq(0), wr_cnt[j].eq(0)]
-        count("psum_buf_writes", _count_bits([array.psum_out[j].valid for j in range(cols)]))
+        # ---- WS: the columns' sums are added into the psum buffers (read-modify-write) ----
+        # Slots arrive in the PEs' order (for x: for k < q*S: for f), so the address is
+        # x*filters + f; the first slot of an output writes unless the pass accumulates.
+        ws_busy = Const(0)
+        if "ws" in p.dataflows:
+            ws_f = Signal(8)
+            ws_k = Signal(range(p.ifmap_spad_depth + 1))
+            ws_base = Signal(range(p.psum_buf_depth + 256))
+            rmw_valid = Signal()
+            rmw_first = Signal()
+            rmw_addr = Signal(range(p.psum_buf_depth + 256))
+            rmw_sum = [Signal(signed(pw), name=f"rmw_sum{j}") for j in range(cols)]
+            first_now = (ws_k == 0) & ~d.accumulate
+            ws_addr = ws_base + ws_f
+            with m.If(array.ws_valid):
+                m.d.sync += [rmw_addr.eq(ws_addr), rmw_first.eq(first_now),
+                             ws_f.eq(ws_f + 1)]
+                with m.If(ws_f == d.filters - 1):
+                    m.d.sync += [ws_f.eq(0), ws_k.eq(ws_k + 1)]
+                    with m.If(ws_k == qs - 1):
+                        m.d.sync += [ws_k.eq(0), ws_base.eq(ws_base + d.filters)]
+            m.d.sync += rmw_valid.eq(array.ws_valid)
+            for j in range(cols):
+                m.d.sync += rmw_sum[j].eq(array.ws_sum[j])
+                on = j < d.ncols
+                with m.If(is_ws & ~wb_active):
+                    m.d.comb += [pb_r[j].addr.eq(ws_addr),
+                                 pb_r[j].en.eq(array.ws_valid & ~first_now & on)]
+                with m.If(is_ws):
+                    m.d.comb += [pb_w[j].addr.eq(rmw_addr),
+                                 pb_w[j].data.eq(Mux(rmw_first, 0, pb_r[j].data) + rmw_sum[j]),
+                                 pb_w[j].en.eq(rmw_valid & on)]
+            with m.If(xstate == _Exec.SETUP):
+                m.d.sync += [ws_f.eq(0), ws_k.eq(0), ws_base.eq(0)]
+            ws_busy = array.ws_valid | rmw_valid
+        count("psum_buf_writes", _count_bits([pb_w[j].en for j in range(cols)]))
         pin_reads = []
         for j in range(cols):
             pin_reads.append(pb_r[j].en & ~wb_active)
         count("psum_buf_reads", _count_bits(pin_reads) + wb_ren)
         writers_done = Cat(*[(wr_cnt[j] == pf) | (j >= d.ncols) for j in range(cols)]).all()
+        writers_done = Mux(is_ws, ~ws_busy, writers_done)
 
         # ---- write-back: psum buffer -> requantize -> pack -> DRAM -----------------------
         wb_f = Signal(8)
@@ -541,14 +613,17 @@ class Accelerator(wiring.Component):
             with m.Case(_Exec.FLOAD):
                 with m.If((fl_n == d.filt_words) & ~fl_valid):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
-                                 pin_run.eq(d.accumulate),
+                                 pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
                                  g_wword.eq(0), g_lane.eq(0), g_c.eq(0), g_s.eq(0),
                                  g_h.eq(0), g_k.eq(0), g_ac.eq(0), g_as.eq(0),
                                  g_ah.eq(0), g_done.eq(0)]
+                    with m.If(is_os & (d.out_width != 1)):
+                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_idx.eq(0), fl_g.eq(0),
+                                     fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
                 with m.If(g_done & ~o_valid & ~array.busy & writers_done):
-                    m.d.sync += [g_run.eq(0), pin_run.eq(0)]
+                    m.d.sync += [g_run.eq(0), pin_run.eq(0), fl_run.eq(0)]
                     with m.If(d.last):
                         m.d.sync += [xstate.eq(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
