@@ -152,8 +152,10 @@ class PEArray(wiring.Component):
             for j in range(cols):
                 pe = pes[r][j]
                 hit = target_row & col_on[j]
+                # a multicast word is delivered only when all its targets take it (OS
+                # reloads reach PEs that enter their load phase at different times)
                 m.d.comb += [pe.filter.payload.eq(self.filter.payload.data[r % L]),
-                             pe.filter.valid.eq(self.filter.valid & hit)]
+                             pe.filter.valid.eq(self.filter.valid & hit & self.filter.ready)]
                 f_ok.append(~hit | pe.filter.ready)
         m.d.comb += self.filter.ready.eq(Cat(*f_ok).all())
 
@@ -170,7 +172,7 @@ class PEArray(wiring.Component):
                 else:
                     hit = row_hit & col_on[j] & (word.h == col_id[r][j])
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & hit)]
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
                 i_ok.append(~hit | pe.ifmap.ready)
         m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
