@@ -214,11 +214,13 @@ def cmd_run(args) -> int:
     if args.network is not None:
         return _run_network(args, params, say)
     layer = parse_layer(args.layer)
-    r = run_layer(params, layer, sim=args.sim, seed=args.seed, stall_prob=args.stall_prob,
-                  dram_latency=args.dram_latency, waves=args.waves, progress=say)
+    r = run_layer(params, layer, dataflow=args.dataflow, sim=args.sim, seed=args.seed,
+                  stall_prob=args.stall_prob, dram_latency=args.dram_latency,
+                  waves=args.waves, progress=say)
     if args.json:
         out = {k: r[k] for k in (
-            "match", "sim", "preset", "layer", "spec", "mapping", "passes", "cycles", "macs",
+            "match", "sim", "preset", "layer", "spec", "dataflow", "mapping", "passes",
+            "cycles", "macs",
             "pe_utilization", "gated_macs", "glb_reads", "glb_writes", "dram_read_bytes",
             "dram_write_bytes", "model_cycles", "model_pe_utilization",
             "counters_match_model", "counter_diffs", "first_mismatch", "stall_prob",
@@ -262,7 +264,8 @@ def _run_network(args, params, say) -> int:
     from gen.workload import NETWORKS
     if args.network not in NETWORKS:
         raise UsageError(f"unknown network {args.network!r}: allowed {', '.join(NETWORKS)}")
-    r = run_network(params, list(NETWORKS[args.network]), sim=args.sim, seed=args.seed,
+    r = run_network(params, list(NETWORKS[args.network]), dataflow=args.dataflow,
+                    sim=args.sim, seed=args.seed,
                     stall_prob=args.stall_prob, dram_latency=args.dram_latency,
                     waves=args.waves, progress=say)
     if args.json:
@@ -336,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "resnet50.res2a_branch2b, alexnet-mini.conv2, ...")
     u.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
                    help="simulator (default verilator)")
+    u.add_argument("--dataflow", default="rs", choices=["rs", "ws", "os", "auto"],
+                   help="row-stationary, weight-stationary, output-stationary, or auto: per "
+                        "layer the one with the fewest modeled cycles among the design's "
+                        "dataflows (default rs)")
     u.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the random weights and activations (default 0)")
     u.add_argument("--stall-prob", type=float, default=0.0, metavar="P",

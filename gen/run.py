@@ -138,6 +138,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "preset": params.name,
         "layer": layer.name if layer.name not in ("", "custom") else layer.spec(),
         "spec": layer.spec(),
+        "dataflow": mapping.dataflow,
         "mapping": mapping.describe(),
         "passes": len(program.descriptors),
         "cycles": cycles,
@@ -179,7 +180,8 @@ def calibrate_shift(acc: np.ndarray, data_width: int) -> int:
     return shift
 
 
-def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", seed: int = 0,
+def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
+                sim: str = "verilator", seed: int = 0,
                 stall_prob: float = 0.0, dram_latency: int = 16, cache: Path = CACHE,
                 waves: bool = False, progress=None) -> dict:
     """Consecutive layers in one program: each reads the previous layer's output from DRAM;
@@ -209,7 +211,7 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
         inputs.append(x)
         goldens.append(out)
         x = out
-    mappings = [map_layer(layer, params) for layer in calibrated]
+    mappings = [map_layer(layer, params, dataflow) for layer in calibrated]
     net = build_network(mappings, x0, weights)
     perf = PerfConfig(dram_latency=dram_latency)
     per_layer = [estimate(m, ifmap=xi, perf=perf) for m, xi in zip(mappings, inputs)]
@@ -235,6 +237,7 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
     layer_rows = []
     for k, (layer, prog, g, p) in enumerate(zip(calibrated, net.programs, goldens, per_layer)):
         row = {"layer": layer.name, "spec": layer.spec(), "shift": layer.shift,
+               "dataflow": mappings[k].dataflow,
                "match": bool(regions[k]["match"]) if k < len(regions) else False,
                "passes": len(prog.descriptors), "macs": layer.macs,
                "model_cycles_alone": p.cycles,
