@@ -374,7 +374,8 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
     :data:`EXEC_COUNTERS` as observed. ``pe_hook(pass_index, r, j, desc, filters[p, q, S],
     ifmap_rows[q, in_width + 2*pad])`` is called for every active PE of every pass with what
     it is programmed with and what the ifmap network delivers to it, so a caller can count
-    PE-level accesses independently. The global buffer and the psum buffers start filled
+    PE-level accesses independently (in OS, per physical PE (s, j): ``filters[p, q*R, S]``
+    and ``ifmap_rows[q*R, ...]``, channel ``c*R + i``). The global buffer and the psum buffers start filled
     with garbage (``seed``): a descriptor that reads something it did not write shows.
     """
     for d in program.descriptors:
@@ -408,13 +409,20 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
                                                       d.in_burst)
                 cnt["glb_writes"] += d.in_burst
         # 2. filter load: word g*pqs + idx, lane l -> PE row g*L + l
+        # (OS: the block again for every further output column; PE row s = channel group)
         ar, pqs = d.active_rows, d.pqs
         ngroups = d.filter_groups(params)
         block = glb[d.filt_glb:d.filt_glb + d.filt_words].reshape(ngroups, pqs, L)
-        cnt["glb_reads"] += d.filt_words
+        cnt["glb_reads"] += d.filt_words * (d.out_width if d.is_os else 1)
         pe_filt = block.transpose(0, 2, 1).reshape(ngroups * L, pqs)[:ar]
         q, p, S, R = d.chans, d.filters, d.taps, d.filt_rows
-        pe_filt = pe_filt.reshape(ar, p, S, q).transpose(0, 1, 3, 2)   # [r, f, c, tap]
+        if d.is_os:
+            # word (f*S + tap)*q*R + c*R + i of row s -> the RS view, row s*R + i
+            pe_filt = pe_filt.reshape(ar, p, S, q, R).transpose(0, 4, 1, 3, 2)
+            ar = ar * R
+            pe_filt = pe_filt.reshape(ar, p, q, S)
+        else:
+            pe_filt = pe_filt.reshape(ar, p, S, q).transpose(0, 1, 3, 2)   # [r, f, c, tap]
         # 3. compute: the ifmap network's values, gin[k, h, w'] with k = s*q + c
         vq = d.vgroups * q
         wp = d.padded_width
@@ -435,7 +443,14 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
         win = sliding_window_view(gin, S, axis=2)[:, :, ::d.stride][:, :, :F]  # [k,h,x,tap]
         win = win.reshape(d.vgroups, q, d.nrows, F, S)
         pe_win = win[s_of[:, None], :, h_of]                    # [r, j, c, x, tap]
-        if pe_hook is not None:
+        if pe_hook is not None and d.is_os:
+            # PE (s, j) holds filter rows 0..R-1 as channels c*R + i
+            for s in range(d.vgroups):
+                filt = pe_filt[s * R:(s + 1) * R].transpose(1, 2, 0, 3).reshape(p, q * R, S)
+                for j in range(ncols):
+                    rows = gin[s * q:(s + 1) * q, j * d.stride:j * d.stride + R]
+                    pe_hook(index, s, j, d, filt.copy(), rows.reshape(q * R, wp).copy())
+        elif pe_hook is not None:
             for r in range(ar):
                 for j in range(ncols):
                     s = r // R
@@ -449,6 +464,10 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
             cnt["psum_buf_reads"] += ncols * F * p
         psum_buf[:ncols, :F * p] = _wrap(col, pw)
         cnt["psum_buf_writes"] += ncols * F * p
+        if d.is_ws:   # every slot's column sum updates the buffer, not one sum per output
+            extra = ncols * F * p * (q * S - 1)
+            cnt["psum_buf_reads"] += extra
+            cnt["psum_buf_writes"] += extra
         # 4. write-back
         if d.last:
             orw = d.out_row_words

@@ -137,8 +137,8 @@ def test_map_layer_refuses(spec, params, message):
 
 def test_map_layer_dataflows():
     layer = parse_layer("C=3,M=8,H=8,R=3")
-    with pytest.raises(ValueError, match=r"dataflow 'ws' is not supported yet: allowed rs"):
-        map_layer(layer, TINY, "ws")
+    with pytest.raises(ValueError, match=r"dataflow 'xs' is invalid: allowed rs, ws, os"):
+        map_layer(layer, TINY, "xs")
     with pytest.raises(ValueError, match=r"dataflow 'rs' is not in the accelerator"):
         map_layer(layer, TINY.replace(dataflows=("ws",)), "rs")
 
