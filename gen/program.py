@@ -32,8 +32,8 @@ from hw.params import AcceleratorParams
 
 __all__ = ["pack_activations", "unpack_activations", "pack_lanes", "unpack_words", "Chunk",
            "PassKey", "e_chunks", "filter_block_words", "PassPlanner", "pass_descriptor",
-           "pass_plan", "dram_layout", "Program", "filter_blocks", "build_program", "execute",
-           "EXEC_COUNTERS"]
+           "pass_plan", "dram_layout", "Program", "check_chain", "filter_blocks", "build_program",
+           "execute", "EXEC_COUNTERS"]
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -467,17 +467,21 @@ class NetworkProgram:
     dram: list[int]
 
 
+def check_chain(layers) -> None:
+    """Raise ValueError unless each layer's (N, C, H, W) is the previous one's (N, M, E, F)."""
+    for la, lb in zip(layers, layers[1:]):
+        if (lb.N, lb.C, lb.H, lb.W) != (la.N, la.M, la.E, la.F):
+            raise ValueError(f"{lb.name} takes (N, C, H, W) = {(lb.N, lb.C, lb.H, lb.W)} but "
+                             f"{la.name} produces {(la.N, la.M, la.E, la.F)}: layers must chain")
+
+
 def build_network(mappings, ifmap, weights_list) -> NetworkProgram:
     """One image and descriptor list for ``mappings`` (consecutive layers) on ``ifmap``.
 
     The layers must chain: layer k+1's (N, C, H, W) is layer k's (N, M, E, F)."""
     if not mappings or len(mappings) != len(weights_list):
         raise ValueError("build_network needs one weight tensor per mapping, at least one")
-    for a, b in zip(mappings, mappings[1:]):
-        la, lb = a.layer, b.layer
-        if (lb.N, lb.C, lb.H, lb.W) != (la.N, la.M, la.E, la.F):
-            raise ValueError(f"{lb.name} takes (N, C, H, W) = {(lb.N, lb.C, lb.H, lb.W)} but "
-                             f"{la.name} produces {(la.N, la.M, la.E, la.F)}: layers must chain")
+    check_chain([m.layer for m in mappings])
     params = mappings[0].params
     dram = pack_activations(_check_values("ifmap", ifmap, params.data_width), params)
     first = mappings[0].layer
