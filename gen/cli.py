@@ -331,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_design(u)
     u.add_argument("--network", metavar="NAME",
                    help="consecutive layers in one program, each reading the previous "
-                        "layer's output from DRAM: alexnet-mini (layers must chain; pooling "
-                        "is not supported yet)")
+                        "layer's output from DRAM: lenet5 or alexnet-mini (layers must "
+                        "chain: each layer's input shape is the previous one's output)")
     u.add_argument("--layer", metavar="SPEC",
                    help="C=3,M=8,H=16,W=16,R=3,S=3,stride=1,pad=1[,N=2][,relu=1][,shift=6]"
                         "[,groups=2] or a name: lenet5.conv1, alexnet.conv3, vgg16.conv1_1, "

@@ -30,10 +30,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from hw.descriptor import DATAFLOW_CODES, PassDescriptor
 from hw.params import AcceleratorParams
 
+from .compress import RLCLayout, decode_row, encode_row, rlc_layout
+
 __all__ = ["pack_activations", "unpack_activations", "pack_lanes", "unpack_words", "Chunk",
            "PassKey", "e_chunks", "filter_block_words", "PassPlanner", "pass_descriptor",
-           "pass_plan", "dram_layout", "Program", "filter_blocks", "build_program", "execute",
-           "EXEC_COUNTERS"]
+           "pass_plan", "dram_layout", "Program", "check_chain", "filter_blocks", "build_program",
+           "execute", "EXEC_COUNTERS", "decode_tensor", "encode_tensor"]
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -173,8 +175,10 @@ def dram_layout(mapping) -> dict:
 class PassPlanner:
     """Builds the descriptors of one mapping (the per-layer values computed once)."""
 
-    def __init__(self, mapping, *, in_base: int = 0, filt_base: int = 0, out_base: int = 0):
+    def __init__(self, mapping, *, in_base: int = 0, filt_base: int = 0, out_base: int = 0,
+                 in_rlc: RLCLayout | None = None, out_rlc: RLCLayout | None = None):
         layer, params = mapping.layer, mapping.params
+        self.in_rlc, self.out_rlc = in_rlc, out_rlc
         L = params.lanes
         self.mapping = mapping
         self.in_base, self.filt_base, self.out_base = in_base, filt_base, out_base
@@ -200,22 +204,46 @@ class PassPlanner:
         ch_words = chunk.nrows * rw
         in_burst = (chunk.row_hi - chunk.row_lo) * rw
         c0 = ctile * vq
-        if in_burst:
-            in_dram = self.in_base + ((n * layer.C + group * Cg + c0) * layer.H
+        rlc = {}
+        cin = group * Cg + c0
+        m0 = group * Mg + mtile * p
+        if in_burst and self.in_rlc is not None:
+            lay = self.in_rlc
+            h0, h1 = chunk.h_first + chunk.row_lo, chunk.h_first + chunk.row_hi
+            wa, lane_a = lay.entry(h0 - 1) if h0 else (None, 0)
+            wb, lane_b = lay.entry(h1 - 1)
+            first = wb if wa is None else wa
+            in_dram = self.in_base + lay.plane(n, cin)
+            rlc.update(in_rlc=True, in_idx=self.in_base + lay.index(n, cin) + first,
+                       in_idx_len=wb - first + 1, in_idx_stride=lay.idx_words,
+                       in_lane_a=lane_a, in_lane_b=lane_b, in_a_zero=h0 == 0,
+                       in_ch_stride=lay.plane_words)
+        elif in_burst:
+            in_dram = self.in_base + ((n * layer.C + cin) * layer.H
                                       + chunk.h_first + chunk.row_lo) * rw
         else:
             in_dram = self.in_base  # every row is padding: no request is made
+            if self.in_rlc is not None:
+                rlc.update(in_rlc=True, in_ch_stride=self.in_rlc.plane_words)
+        if self.out_rlc is not None:
+            lay = self.out_rlc
+            out_dram = self.out_base + lay.plane(n, m0)
+            rlc.update(out_rlc=True, out_ch_stride=lay.plane_words,
+                       out_idx=self.out_base + lay.index(n, m0) + chunk.index * lay.wpg,
+                       out_idx_stride=lay.idx_words, out_first=chunk.e0 == 0)
+        else:
+            out_dram = self.out_base + ((n * layer.M + m0) * layer.E + chunk.e0) \
+                * self.out_row_words
+        fields = {**self.common, **rlc}
         return PassDescriptor(
-            **self.common, ncols=chunk.ncols, nrows=chunk.nrows, row_lo=chunk.row_lo,
+            **fields, ncols=chunk.ncols, nrows=chunk.nrows, row_lo=chunk.row_lo,
             row_hi=chunk.row_hi, nch_valid=min(vq, Cg - c0), ch_words=ch_words,
             filt_glb=vq * ch_words,
             filt_dram=self.filt_base
             + ((group * self.m_tiles + mtile) * self.c_tiles + ctile) * self.fw,
             in_dram=in_dram, in_burst=in_burst,
             accumulate=ctile > 0, last=ctile == self.c_tiles - 1,
-            p_valid=min(p, Mg - mtile * p),
-            out_dram=self.out_base + ((n * layer.M + group * Mg + mtile * p) * layer.E
-                                      + chunk.e0) * self.out_row_words)
+            p_valid=min(p, Mg - mtile * p), out_dram=out_dram)
 
 
 def pass_descriptor(mapping, n: int, group: int, mtile: int, chunk: Chunk, ctile: int, *,
@@ -229,12 +257,15 @@ def pass_descriptor(mapping, n: int, group: int, mtile: int, chunk: Chunk, ctile
     return planner.descriptor(n, group, mtile, chunk, ctile)
 
 
-def pass_plan(mapping, *, in_base: int = 0, filt_base: int = 0,
-              out_base: int = 0) -> list[tuple[PassKey, PassDescriptor]]:
+def pass_plan(mapping, *, in_base: int = 0, filt_base: int = 0, out_base: int = 0,
+              in_rlc: RLCLayout | None = None,
+              out_rlc: RLCLayout | None = None) -> list[tuple[PassKey, PassDescriptor]]:
     """Every pass of the mapping with its descriptor, in execution order:
     for n: for group: for m-tile: for e-chunk: for c-tile (accumulate = c-tile > 0, last =
-    the final c-tile)."""
-    planner = PassPlanner(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base)
+    the final c-tile). ``in_rlc`` / ``out_rlc``: the input / output travels compressed in
+    that layout (gen/compress.py)."""
+    planner = PassPlanner(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base,
+                          in_rlc=in_rlc, out_rlc=out_rlc)
     layer = mapping.layer
     plan = []
     for n in range(layer.N):
@@ -264,16 +295,73 @@ class Program:
     out_shape: tuple[int, int, int, int]
     params: AcceleratorParams
     keys: list[PassKey] = field(default_factory=list)
+    out_rlc: RLCLayout | None = None      # the output is written compressed in this layout
+    in_rlc: RLCLayout | None = None       # the input is read compressed in this layout
 
     @property
     def out_words(self) -> int:
+        if self.out_rlc is not None:
+            return self.out_rlc.total_words
         n, m, e, f = self.out_shape
         return n * m * e * _ceil_div(f, self.params.lanes)
 
     def output(self, dram_words) -> np.ndarray:
-        """The layer's output, int64 ``[N, M, E, F]``, from a final DRAM image."""
+        """The layer's output, int64 ``[N, M, E, F]``, from a final DRAM image (decoded
+        through its row index when it is compressed)."""
         words = list(dram_words[self.out_base:self.out_base + self.out_words])
-        return unpack_activations(words, self.out_shape, self.params)
+        if self.out_rlc is None:
+            return unpack_activations(words, self.out_shape, self.params)
+        return decode_tensor(words, self.out_rlc, self.params)
+
+    def compressed_words(self, dram_words) -> int:
+        """Data words the compressed output occupies (0 when it is not compressed)."""
+        lay = self.out_rlc
+        if lay is None:
+            return 0
+        words = list(dram_words[self.out_base:self.out_base + self.out_words])
+        total = 0
+        for n in range(lay.N):
+            for c in range(lay.C):
+                w, lane = lay.entry(lay.H - 1)
+                total += _entry(words[lay.index(n, c) + w], lane)
+        return total
+
+
+def decode_tensor(words, lay: RLCLayout, params: AcceleratorParams) -> np.ndarray:
+    """``[N, C, H, W]`` from a compressed region (``words`` from its base)."""
+    out = np.zeros((lay.N, lay.C, lay.H, lay.W), dtype=np.int64)
+    for n in range(lay.N):
+        for c in range(lay.C):
+            pos = lay.plane(n, c)
+            for h in range(lay.H):
+                w, lane = lay.entry(h)
+                end = lay.plane(n, c) + _entry(words[lay.index(n, c) + w], lane)
+                out[n, c, h], used = decode_row(words[pos:end], lay.W, params)
+                if pos + used != end:
+                    raise ValueError(f"row {h} of plane ({n}, {c}): index says {end - pos} "
+                                     f"words, the stream has {used}")
+                pos = end
+    return out
+
+
+def encode_tensor(x: np.ndarray, lay: RLCLayout, params: AcceleratorParams) -> list[int]:
+    """The compressed region of ``x [N, C, H, W]`` as the write-back would leave it."""
+    words = [0] * lay.total_words
+    E = lay.entries
+    for n in range(lay.N):
+        for c in range(lay.C):
+            pos = lay.plane(n, c)
+            ends = []
+            for h in range(lay.H):
+                row = encode_row(x[n, c, h], params)
+                words[pos:pos + len(row)] = row
+                pos += len(row)
+                ends.append(pos - lay.plane(n, c))
+            for h, end in enumerate(ends):
+                w, lane = lay.entry(h)
+                words[lay.index(n, c) + w] |= end << (16 * lane)
+    assert len(words) == lay.total_words and E >= 1
+    return words
 
 
 def filter_blocks(mapping, weights: np.ndarray) -> np.ndarray:
@@ -389,6 +477,7 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
     psum_buf = rng.integers(-plim, plim, size=(params.cols, params.psum_buf_depth),
                             dtype=np.int64)
     cnt = dict.fromkeys(EXEC_COUNTERS, 0)
+    rlc_off = [0] * params.psum_spad_depth      # the write-back's row offset per filter
 
     def dram_read(addr, length):
         if addr < 0 or addr + length > len(dram):
@@ -402,7 +491,9 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
         # 1. DMA in
         glb[d.filt_glb:d.filt_glb + d.filt_words] = dram_read(d.filt_dram, d.filt_words)
         cnt["glb_writes"] += d.filt_words
-        if d.in_burst:
+        if d.in_burst and d.in_rlc:
+            _read_rlc_tile(d, params, dram_read, glb, cnt)
+        elif d.in_burst:
             for k in range(d.nch_valid):
                 dst = k * d.ch_words + d.row_lo * d.row_words
                 glb[dst:dst + d.in_burst] = dram_read(d.in_dram + k * d.in_ch_stride,
@@ -475,6 +566,9 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
             cnt["psum_buf_reads"] += ncols * F * d.p_valid
             out = np.zeros((d.p_valid, ncols, orw * L), dtype=np.int64)
             out[:, :, :F] = _requantize(vals, d.shift, dw, d.relu).transpose(2, 0, 1)
+            if d.out_rlc:
+                _write_rlc_rows(d, params, out[:, :, :F], dram, rlc_off, cnt)
+                continue
             for f in range(d.p_valid):
                 for j in range(ncols):
                     a = d.out_dram + f * d.out_ch_stride + j * orw
@@ -485,6 +579,61 @@ def execute(program: Program, params: AcceleratorParams, *, counters: bool = Fal
                     cnt["dram_write_words"] += orw
     image = pack_lanes(dram, params)
     return (image, cnt) if counters else image
+
+
+def _entry(word: int, lane: int) -> int:
+    return (word >> (16 * lane)) & 0xFFFF
+
+
+def _read_rlc_tile(d: PassDescriptor, params, dram_read, glb, cnt) -> None:
+    """Phase 1 for a compressed tile: per channel, the index burst, then the rows' words."""
+    L = params.lanes
+    rows = d.row_hi - d.row_lo
+    for k in range(d.nch_valid):
+        idx = pack_lanes(dram_read(d.in_idx + k * d.in_idx_stride, d.in_idx_len), params)
+        start = 0 if d.in_a_zero else _entry(idx[0], d.in_lane_a)
+        end = _entry(idx[-1], d.in_lane_b)
+        if end <= start:
+            raise ValueError(f"RLC index of channel {k}: rows end at word {end}, before their "
+                             f"start {start}")
+        words = pack_lanes(dram_read(d.in_dram + k * d.in_ch_stride + start, end - start),
+                           params)
+        pos = 0
+        dst = k * d.ch_words + d.row_lo * d.row_words
+        for r in range(rows):
+            values, used = decode_row(words[pos:], d.in_width, params)
+            pos += used
+            row = np.zeros(d.row_words * L, dtype=np.int64)
+            row[:d.in_width] = values
+            glb[dst + r * d.row_words:dst + (r + 1) * d.row_words] = row.reshape(-1, L)
+        if pos != len(words):
+            raise ValueError(f"RLC data of channel {k}: {len(words) - pos} words left over")
+        cnt["glb_writes"] += rows * d.row_words
+
+
+def _write_rlc_rows(d: PassDescriptor, params, out: np.ndarray, dram, rlc_off, cnt) -> None:
+    """Phase 4 compressed: per filter, each row's words after the filter's previous rows,
+    then the rows' ends as one index burst (``out``: [p_valid, ncols, out_width])."""
+    E = params.dram_width // 16
+    for f in range(d.p_valid):
+        if d.out_first:
+            rlc_off[f] = 0
+        ends = []
+        for j in range(d.ncols):
+            words = encode_row(out[f, j], params)
+            a = d.out_dram + f * d.out_ch_stride + rlc_off[f]
+            if a < 0 or a + len(words) > len(dram):
+                raise ValueError(f"DMA write of {len(words)} words at {a} is outside DRAM")
+            dram[a:a + len(words)] = unpack_words(words, params)
+            rlc_off[f] += len(words)
+            ends.append(rlc_off[f])
+            cnt["dram_write_words"] += len(words)
+        nidx = -(-d.ncols // E)
+        ends += [0] * (nidx * E - len(ends))
+        idx = [sum(ends[i * E + e] << (16 * e) for e in range(E)) for i in range(nidx)]
+        a = d.out_idx + f * d.out_idx_stride
+        dram[a:a + nidx] = unpack_words(idx, params)
+        cnt["dram_write_words"] += nidx
 
 
 # ---- networks ------------------------------------------------------------------------------
@@ -499,17 +648,24 @@ class NetworkProgram:
     dram: list[int]
 
 
-def build_network(mappings, ifmap, weights_list) -> NetworkProgram:
-    """One image and descriptor list for ``mappings`` (consecutive layers) on ``ifmap``.
-
-    The layers must chain: layer k+1's (N, C, H, W) is layer k's (N, M, E, F)."""
-    if not mappings or len(mappings) != len(weights_list):
-        raise ValueError("build_network needs one weight tensor per mapping, at least one")
-    for a, b in zip(mappings, mappings[1:]):
-        la, lb = a.layer, b.layer
+def check_chain(layers) -> None:
+    """Raise ValueError unless each layer's (N, C, H, W) is the previous one's (N, M, E, F)."""
+    for la, lb in zip(layers, layers[1:]):
         if (lb.N, lb.C, lb.H, lb.W) != (la.N, la.M, la.E, la.F):
             raise ValueError(f"{lb.name} takes (N, C, H, W) = {(lb.N, lb.C, lb.H, lb.W)} but "
                              f"{la.name} produces {(la.N, la.M, la.E, la.F)}: layers must chain")
+
+
+def build_network(mappings, ifmap, weights_list, *, rlc: bool = False) -> NetworkProgram:
+    """One image and descriptor list for ``mappings`` (consecutive layers) on ``ifmap``.
+
+    The layers must chain: layer k+1's (N, C, H, W) is layer k's (N, M, E, F). With ``rlc``
+    every layer's output is written run-length coded (gen/compress.py) and every layer but
+    the first reads its input that way; the first layer's input and all weights are plain,
+    as in Eyeriss."""
+    if not mappings or len(mappings) != len(weights_list):
+        raise ValueError("build_network needs one weight tensor per mapping, at least one")
+    check_chain([m.layer for m in mappings])
     params = mappings[0].params
     dram = pack_activations(_check_values("ifmap", ifmap, params.data_width), params)
     first = mappings[0].layer
@@ -523,18 +679,24 @@ def build_network(mappings, ifmap, weights_list) -> NetworkProgram:
         filt_bases.append(len(dram))
         dram += pack_lanes(filter_blocks(mapping, w), params)
     programs, descriptors = [], []
+    in_rlc = None
     for mapping, filt_base in zip(mappings, filt_bases):
         layer = mapping.layer
         out_base = len(dram)
-        out_words = layer.N * layer.M * layer.E * _ceil_div(layer.F, params.lanes)
+        out_rlc = rlc_layout(params, N=layer.N, C=layer.M, H=layer.E, W=layer.F,
+                             ncw=mapping.ncols) if rlc else None
+        out_words = out_rlc.total_words if rlc else \
+            layer.N * layer.M * layer.E * _ceil_div(layer.F, params.lanes)
         dram += [0] * out_words
-        plan = pass_plan(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base)
+        plan = pass_plan(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base,
+                         in_rlc=in_rlc, out_rlc=out_rlc)
         for _, d in plan:
             d.check(params)
         programs.append(Program(descriptors=[d for _, d in plan], dram=[], in_base=in_base,
                                 filt_base=filt_base, out_base=out_base,
                                 out_shape=(layer.N, layer.M, layer.E, layer.F),
-                                params=params, keys=[k for k, _ in plan]))
+                                params=params, keys=[k for k, _ in plan], out_rlc=out_rlc,
+                                in_rlc=in_rlc))
         descriptors += [d for _, d in plan]
-        in_base = out_base
+        in_base, in_rlc = out_base, out_rlc
     return NetworkProgram(programs=programs, descriptors=descriptors, dram=dram)

@@ -191,9 +191,10 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
     from tb.golden import conv2d, requantize
     from tb.top_regression import run_program_bench
 
-    from .program import build_network
+    from .program import build_network, check_chain
     from .perf import timeline
 
+    check_chain(layers)     # before any golden convolution of a network that cannot run
     t0 = time.monotonic()
     say = progress or (lambda message: None)
     x, _ = layer_data(layers[0], params, seed)

@@ -231,9 +231,19 @@ def _net(prefix: str, rows: list[tuple]) -> tuple[ConvLayer, ...]:
 
 
 NETWORKS: dict[str, tuple[ConvLayer, ...]] = {
+    # LeNet-5 (LeCun et al. 1998) end to end on a 32x32 input. Its subsampling layers S2 and
+    # S4 (a trainable coefficient times each 2x2 sum) are depthwise 2x2 convolutions with
+    # stride 2 (groups = channels); C3 is fully connected to S2 here (no connection table);
+    # F6 and the output layer are 1x1 convolutions of a 1x1 map. ReLU after every layer but
+    # the last.
     "lenet5": _net("lenet5", [
         ("conv1", 1, 6, 32, 5, 1, 0, 1),
+        ("pool1", 6, 6, 28, 2, 2, 0, 6),
         ("conv2", 6, 16, 14, 5, 1, 0, 1),
+        ("pool2", 16, 16, 10, 2, 2, 0, 16),
+        ("conv3", 16, 120, 5, 5, 1, 0, 1),
+        ("fc1", 120, 84, 1, 1, 1, 0, 1),
+        ("fc2", 84, 10, 1, 1, 1, 0, 1, False),
     ]),
     # The common two-group form (REFERENCE.md): 665.8 M MACs for CONV1-5.
     "alexnet": _net("alexnet", [

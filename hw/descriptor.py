@@ -79,7 +79,7 @@ from .params import AcceleratorParams
 from .pe import MAX_ROW_WIDTH, MAX_STRIDE
 
 __all__ = ["PassDescriptor", "DescError", "descriptor_layout", "lanes", "ADDR_BITS",
-           "COUNT_BITS", "DATAFLOW_CODES"]
+           "COUNT_BITS", "IDX_LANE_BITS", "DATAFLOW_CODES"]
 
 #: The descriptor's ``dataflow`` field values.
 DATAFLOW_CODES = {"rs": 0, "ws": 1, "os": 2}
@@ -88,6 +88,8 @@ DATAFLOW_CODES = {"rs": 0, "ws": 1, "os": 2}
 ADDR_BITS = 32
 #: Burst lengths, strides and other counts.
 COUNT_BITS = 24
+#: Lane of a 16-bit row-index entry within a DRAM word (up to 32 entries in 512 bits).
+IDX_LANE_BITS = 5
 
 
 def lanes(params: AcceleratorParams) -> int:
@@ -108,7 +110,9 @@ class DescError(enum.Enum, shape=4):
     GLB = 8           # ifmap tile or filter block outside the global buffer, or overlapping
     PSUM_BUF = 9      # out_width x filters beyond a column's psum buffer
     WRITEBACK = 10    # p_valid, out_row_words or shift out of range
-    DATAFLOW = 11     # a dataflow the hardware was not generated with
+    RLC = 11          # compressed transport: bad index fields, or (at run time) an RLC
+                      # stream that does not decode to the tile's rows (pass completes)
+    DATAFLOW = 12     # a dataflow the hardware was not generated with
 
 
 def descriptor_layout(params: AcceleratorParams) -> data.StructLayout:
@@ -145,6 +149,17 @@ def descriptor_layout(params: AcceleratorParams) -> data.StructLayout:
         "shift":         unsigned(6),
         "relu":          unsigned(1),
         "sync":          unsigned(1),
+        "in_rlc":        unsigned(1),
+        "in_idx":        unsigned(ADDR_BITS),
+        "in_idx_len":    unsigned(8),
+        "in_idx_stride": unsigned(COUNT_BITS),
+        "in_lane_a":     unsigned(IDX_LANE_BITS),
+        "in_lane_b":     unsigned(IDX_LANE_BITS),
+        "in_a_zero":     unsigned(1),
+        "out_rlc":       unsigned(1),
+        "out_idx":       unsigned(ADDR_BITS),
+        "out_idx_stride": unsigned(COUNT_BITS),
+        "out_first":     unsigned(1),
         "dataflow":      unsigned(2),
     })
 
@@ -183,6 +198,20 @@ class PassDescriptor:
     shift: int
     relu: bool
     sync: bool = False
+    # RLC transport (gen/compress.py has the layout): the ifmap tile arrives run-length coded
+    in_rlc: bool = False
+    in_idx: int = 0
+    in_idx_len: int = 0
+    in_idx_stride: int = 0
+    in_lane_a: int = 0
+    in_lane_b: int = 0
+    in_a_zero: bool = False
+    # ... and the output leaves run-length coded
+    out_rlc: bool = False
+    out_idx: int = 0
+    out_idx_stride: int = 0
+    out_first: bool = False
+    # the pass's dataflow (DATAFLOW_CODES)
     dataflow: int = 0
 
     # -- derived -----------------------------------------------------------------------------
@@ -278,6 +307,15 @@ class PassDescriptor:
             return E.WRITEBACK, (f"p_valid = {d.p_valid}, out_row_words = {d.out_row_words}, "
                                  f"shift = {d.shift}: allowed 1..filters, ceil(out_width / "
                                  f"{L}), 0..{p.psum_width - 1}")
+        entries = p.dram_width // 16
+        if (self.in_rlc or self.out_rlc) and p.rlc_word_bits != p.dram_width:
+            return E.RLC, (f"rlc_word_bits = {p.rlc_word_bits} must equal dram_width = "
+                           f"{p.dram_width} for compressed transport")
+        if self.in_rlc and self.in_burst and not (
+                1 <= d.in_idx_len <= 255 and d.in_lane_a < entries and d.in_lane_b < entries):
+            return E.RLC, (f"in_idx_len = {d.in_idx_len}, in_lane_a = {d.in_lane_a}, "
+                           f"in_lane_b = {d.in_lane_b}: allowed 1..255 index words and lanes "
+                           f"0..{entries - 1}")
         return E.NONE, ""
 
     def check(self, params: AcceleratorParams) -> "PassDescriptor":

@@ -51,7 +51,7 @@ def test_generate_eyeriss_writes_lint_clean_verilog_and_manifest(tmp_path):
     (["pe", "--preset", "tiny", "--stall-prob", "1.5"], "stall_prob = 1.5 is out of range"),
     (["run", "--preset", "tiny"], "give --layer SPEC or --network NAME"),
     (["run", "--preset", "tiny", "--network", "nosuch"], "unknown network 'nosuch': allowed"),
-    (["run", "--preset", "tiny", "--network", "lenet5"], "layers must chain"),
+    (["run", "--preset", "tiny", "--network", "vgg16"], "layers must chain"),
     (["run", "--preset", "tiny", "--layer", "alexnet.conv1"],
      "R = 11 > rows = 6: filter height exceeds the PE array"),
     (["run", "--preset", "tiny", "--layer", "C=3,M=4,H=8,Q=2"], "unknown"),

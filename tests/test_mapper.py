@@ -80,8 +80,11 @@ def test_named_layers():
     assert parse_layer("alexnet.conv1") is LAYERS["alexnet.conv1"]
     c1 = parse_layer("alexnet.conv1,N=4")
     assert c1.N == 4 and c1.R == 11 and c1.name == "alexnet.conv1"
-    assert [l.name.split(".")[1] for l in NETWORKS["lenet5"]] == ["conv1", "conv2"]
-    assert (LAYERS["lenet5.conv1"].E, LAYERS["lenet5.conv2"].E) == (28, 10)
+    assert [l.name.split(".")[1] for l in NETWORKS["lenet5"]] == \
+        ["conv1", "pool1", "conv2", "pool2", "conv3", "fc1", "fc2"]
+    assert [(l.M, l.E) for l in NETWORKS["lenet5"]] == \
+        [(6, 28), (6, 14), (16, 10), (16, 5), (120, 1), (84, 1), (10, 1)]
+    assert NETWORKS["lenet5"][1].groups == 6 and not NETWORKS["lenet5"][-1].relu
     assert len(NETWORKS["vgg16"]) == 13
     assert {l.H for l in NETWORKS["vgg16"]} == {224, 112, 56, 28, 14}
     assert all(l.R == 3 and l.pad == 1 and l.E == l.H for l in NETWORKS["vgg16"])
