@@ -65,3 +65,19 @@ def test_dataflow_layer_on_rtl(sim, flow, name, spec, stall):
         assert rtl["psum_spad_reads"] == rtl["psum_spad_writes"] == 0
     else:               # every MAC slot uses a weight written for its output alone
         assert rtl["filter_spad_writes"] == rtl["macs"] + rtl["gated_macs"]
+
+
+def test_filter_groups_on_a_four_lane_design():
+    """With 4 weights per global-buffer word the 6 PE rows take their filters in two groups:
+    OS reloads them group after group for every output. Icarus only (a second design, built
+    in seconds there)."""
+    params = TINY.replace(name="tiny_lanes4", dram_width=32)
+    layer = parse_layer("C=9,M=5,H=7,W=7,R=3,S=3,pad=1")
+    for flow in ("os", "ws"):
+        r = run_layer(params, layer, dataflow=flow, sim="icarus", seed=5)
+        if flow == "os":
+            assert "vgroups=5" in r["mapping"]      # rows 0-3 in group 0, row 4 in group 1
+        assert r["match"], (flow, r["first_mismatch"], r["log"])
+        assert r["counters_match_model"], (flow, r["counter_diffs"])
+        rtl, model = r["rtl_counters"], r["model_counters"]
+        assert {k: rtl[k] for k in TIMING} == {k: model[k] for k in TIMING}, flow
