@@ -184,26 +184,27 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
     ``x`` (``p*q*S`` slots back to back) starts the cycle after the last word any PE needs
     for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step ``x-1``.
     The last slot's product reaches the psum buffer 4 cycles after it issued; the phase ends
-    when that write is done, every PE is idle and the network has sent its last word."""
+    when that write is done, every PE is idle and the network has sent its last word.
+    A column's words are replayed at once (a running maximum, as in OS)."""
     P = p * q * S
-    targeted = {(r // R, r % R + j * st) for j in range(ncols) for r in range(vg * R)}
-    e = []                              # last-slot issue cycle of each step
-    a = 0                               # cycle the previous word was taken
-    last = 0                            # cycle the last targeted word was taken
+    hit = np.zeros((vg, nrows), dtype=bool)         # (s, h) words that have targets
+    for j in range(ncols):
+        for r in range(vg * R):
+            hit[r // R, r % R + j * st] = True
+    mask = np.tile(hit.ravel(), q)                  # for c: for s: for h
+    lastk = int(np.flatnonzero(mask)[-1])           # the column's last targeted word
+    k = np.arange(1, q * vg * nrows + 1)
+    e = []                                          # last-slot issue cycle of each step
+    a = last = 0                                    # last word taken; last targeted one
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
-        tq = None
-        for c in range(q):
-            for s in range(vg):
-                for h in range(nrows):
-                    t = a + 1
-                    if (s, h) in targeted:
-                        if need:
-                            t = max(t, e[need - 1] + 1)
-                        last = t
-                        if c == q - 1:
-                            tq = t
-                    a = t
+        if need:
+            b = np.where(mask, e[need - 1] + 1, 0)
+            t = k + np.maximum.accumulate(np.maximum(b - k, a))
+        else:
+            t = k + a
+        a = int(t[-1])
+        last = tq = int(t[lastk])
         while len(e) < F and len(e) * st + S - 1 <= col:
             start = tq + 1 if not e else max(e[-1] + 1, tq + 1)
             e.append(start + P - 1)
@@ -219,83 +220,62 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     cycle, word 0 of the first reload offered in cycle 1), lane ``l`` of group ``g`` to every
     PE of row ``g*lanes + l``; a word is taken when all of them have finished the previous
     output (they take ifmap words meanwhile). A PE's output step starts after its window,
-    its previous step and its reload. The psum chains drain as in RS."""
-    qr = q * R
-    P = p * qr * S
-    pes = [(s, j) for s in range(vg) for j in range(ncols)]
-    targets = {}                        # (s, h) -> PEs that take the word
-    for s, j in pes:
-        for i in range(R):
-            targets.setdefault((s, j * st + i), []).append((s, j))
-    e = {pe: [] for pe in pes}          # last-slot issue cycle of each step
-    win = {pe: [] for pe in pes}        # cycle the last word of each window column arrived
-    lw = dict.fromkeys(pes, 0)          # cycle the PE's last word was taken
+    its previous step and its reload. The psum chains drain as in RS.
+
+    The network's words of a column are replayed at once: word ``k`` is taken at ``t_k =
+    max(t_{k-1} + 1, b_k)`` (``b_k``: when all its targets have ring room), a running maximum.
+    """
+    P = p * q * R * S
+    npe = vg * ncols
+    s_of = np.repeat(np.arange(vg), ncols)          # PE id = s*ncols + j
+    j_of = np.tile(np.arange(ncols), vg)
     groups = -(-vg // lanes)
-    words = P                           # filter words of one row group's share
-    reload = {pe: {} for pe in pes}     # step x -> cycle its filters were all in
-    stream = {"rep": 1, "t": 0}         # next reload to stream, last word's take cycle
-
-    def advance():
-        progress = True
-        while progress:
-            progress = False
-            x = stream["rep"]
-            if x < F and all(len(e[pe]) >= x for pe in pes):
-                t = stream["t"]
-                for g in range(groups):
-                    ready = max(e[(s, j)][x - 1] + 1 for s, j in pes
-                                if g * lanes <= s < (g + 1) * lanes)
-                    first = max(t + 1, ready)
-                    t = first + words - 1
-                    for s, j in pes:
-                        if g * lanes <= s < (g + 1) * lanes:
-                            reload[(s, j)][x] = t
-                stream["rep"], stream["t"] = x + 1, t
-                progress = True
-            for pe in pes:
-                steps = e[pe]
-                while len(steps) < F and len(steps) < len(win[pe]):
-                    x = len(steps)
-                    if x and x not in reload[pe]:
-                        break
-                    start = win[pe][x] + 1
-                    if x:
-                        start = max(start, steps[-1] + 1, reload[pe][x] + 1)
-                    steps.append(start + P - 1)
-                    progress = True
-
-    a = 0
+    grp = [np.flatnonzero(s_of // lanes == g) for g in range(groups)]
+    last_idx = ((q - 1) * vg + s_of) * nrows + j_of * st + R - 1   # a PE's last word of a column
+    n = q * vg * nrows                              # words per column: for c: for s: for h
+    k = np.arange(1, n + 1)
+    E = np.zeros((npe, F), dtype=np.int64)          # last-slot issue cycle of each step
+    lw = np.zeros(npe, dtype=np.int64)              # cycle each PE's last word was taken
+    a, nx, ts = 0, 0, 0                             # last word; steps known; reload stream
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
-        for c in range(q):
-            for s in range(vg):
-                for h in range(nrows):
-                    t = a + 1
-                    tg = targets.get((s, h))
-                    if tg:
-                        if need:
-                            t = max(t, max(e[pe][need - 1] for pe in tg) + 1)
-                        for pe in tg:
-                            lw[pe] = t
-                            if c == q - 1 and h == pe[1] * st + R - 1:
-                                if len(win[pe]) < F and \
-                                        len(win[pe]) * st + S - 1 == col:
-                                    win[pe].append(t)
-                    a = t
-        advance()
+        if need:
+            bsh = np.zeros((vg, nrows), dtype=np.int64)
+            v = E[:, need - 1] + 1
+            for i in range(R):
+                np.maximum.at(bsh, (s_of, j_of * st + i), v)
+            bound = np.tile(bsh.ravel(), q)
+            t = k + np.maximum.accumulate(np.maximum(bound - k, a))
+        else:
+            t = k + a
+        a = int(t[-1])
+        lw = t[last_idx]
+        if nx < F and nx * st + S - 1 == col:      # every PE's window of step nx is in
+            start = lw + 1
+            if nx:
+                rl = np.empty(npe, dtype=np.int64)
+                for g in grp:
+                    ready = int(E[g, nx - 1].max()) + 1
+                    ts = max(ts + 1, ready) + P - 1
+                    rl[g] = ts
+                start = np.maximum(start, np.maximum(E[:, nx - 1], rl) + 1)
+            E[:, nx] = start + P - 1
+            nx += 1
     z = a + 1
+    last = E[:, F - 1]
     for j in range(ncols):
         ov_prev = None
         out_valid = []
         for s in range(vg):
-            load = e[(s, j)][-1] + 3
+            load = int(last[s * ncols + j]) + 3
             if ov_prev is not None:
                 load = max(load, ov_prev)
             ov_prev = load + 1
             out_valid.append(ov_prev)
         top = vg - 1
         for s in range(vg):
-            row_done = max(e[(s, j)][-1] + 1, lw[(s, j)] + 1)
+            pid = s * ncols + j
+            row_done = max(int(last[pid]) + 1, int(lw[pid]) + 1)
             emptied = out_valid[s] + 1 if s == top else out_valid[s + 1]
             z = max(z, max(row_done + 1, emptied) + 1)
         z = max(z, out_valid[top] + 1)
