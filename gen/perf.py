@@ -10,6 +10,11 @@ Two kinds of numbers live here, kept apart on purpose:
   each rule is a named constant or a small function of one descriptor so that it can be tuned
   against the RTL's cycle counters without touching anything else.
 
+The dataflow is the descriptor's: WS has no psum-scratchpad traffic and ``chans*taps``
+psum-buffer updates per output; OS counts ``chans*filt_rows`` channels per PE and loads the
+filter block ``out_width`` times per pass (see hw/descriptor.py). Each has its own replay of
+the compute phase.
+
 Everything is computed from the same :class:`~hw.descriptor.PassDescriptor` objects that
 :func:`gen.program.build_program` sends to the hardware. Passes that only differ in their
 DRAM addresses are counted once and multiplied, so a whole network estimates in milliseconds.

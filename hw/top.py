@@ -11,6 +11,21 @@ The global buffer is double-buffered: while the executor runs pass k from one ha
 fills the other with pass k+1. Every phase's length follows from the descriptor and the DRAM's
 timing, so the performance model can predict it, overlap included.
 
+Dataflows (the descriptor's ``dataflow``; hardware only for those in ``params.dataflows``):
+
+* **RS** -- filter load, then compute: the ifmap network streams the tile, the columns' psums
+  go to the psum buffers (added to what a previous channel pass left there).
+* **WS** -- the same filter load and ifmap stream; the PEs issue in lockstep and the array's
+  column sums arrive every slot: each is added into the psum buffer at ``x*filters + f`` by a
+  read-modify-write unit (read in the cycle the sum arrives, write the next; the read port is
+  transparent, so back-to-back updates of one address see each other). The psum chains and
+  the psum-buffer readers are idle.
+* **OS** -- the first filter block loads as in RS; during compute the filter loader streams the
+  block again, ``out_width - 1`` more times, from a second global-buffer read port (the ifmap
+  stream keeps the first), each word multicast when every PE of its row group has finished
+  its previous output. The PE configuration counts ``chans*filt_rows`` channels and the array
+  matches ``filt_rows`` ifmap rows per PE.
+
 Ports:
 
 * ``desc`` -- descriptor stream in; accepted while the loader is idle.
