@@ -277,7 +277,8 @@ def _run_network(args, params, say) -> int:
               f"reading the previous layer's output from DRAM")
         for row in r["layers"]:
             print(f"  {'ok ' if row['match'] else 'BAD'} {row['layer']:22} {row['spec']:58} "
-                  f"{row['passes']:>4} passes, output {row['output_zero_fraction']:.0%} zeros")
+                  f"{row['dataflow']} {row['passes']:>4} passes, output "
+                  f"{row['output_zero_fraction']:.0%} zeros")
             if row.get("first_mismatch"):
                 print(f"      first difference: {row['first_mismatch']}")
         print(f"  {r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
