@@ -60,3 +60,32 @@ def test_hardware_without_a_dataflow_refuses_it(flows, runs, refuses):
         refused(params, d, program(TINY, flow), "icarus")
     r = run_layer(params, LAYER, dataflow=runs, sim="icarus", seed=1)
     assert r["match"] and r["counters_match_model"], (r["counter_diffs"], r["log"])
+
+
+# Checks whose verdict depends on the dataflow: the hardware's error code must be the one
+# PassDescriptor.error() gives.
+MODE_CORRUPTIONS = [
+    # OS windows hold chans*filt_rows*taps words: 2*3*3 > 12 (RS would take chans = 2)
+    ("os-window", "os", dict(chans=2), DescError.TAPS),
+    # OS rows are channel groups: 7 > 6 rows
+    ("os-rows", "os", dict(vgroups=7), DescError.ROWS),
+    # WS holds no psums: 5 filters pass the filter check (the block size then does not)
+    ("ws-filters", "ws", dict(filters=TINY.psum_spad_depth + 1), DescError.GLB),
+    ("rs-filters", "rs", dict(filters=TINY.psum_spad_depth + 1), DescError.FILTERS),
+]
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_checks_per_dataflow_match_the_mapper(sim):
+    cases = MODE_CORRUPTIONS if sim == "verilator" else MODE_CORRUPTIONS[::2]
+    for name, flow, change, code in cases:
+        prog = program(TINY, flow)
+        bad = dataclasses.replace(prog.descriptors[0], **change)
+        assert bad.error(TINY)[0] == code, name
+        verilog = cached_verilog(TINY, "rowstat_top", CACHE)
+        r = run_program_bench(TINY, verilog, descriptors=[bad.pack(TINY)], dram=prog.dram,
+                              out_base=prog.out_base, out_words=prog.out_words,
+                              expected=[0] * prog.out_words, sim=sim,
+                              work=verilog.parent / "sim", cycle_limit=20_000)
+        assert r.get("error") == 1 and r["error_code"] == code.value, (name, r["error_code"])
+        assert r["passes_done"] == 0 and not r["timeout"], name
