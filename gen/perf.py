@@ -74,17 +74,37 @@ def read_burst_cycles(length: int, perf: PerfConfig) -> int:
 
 def read_bursts(d: PassDescriptor) -> list[tuple[int, int]]:
     """(length, how many) of the read bursts of a pass's DMA-in phase (hw/descriptor.py
-    phase 1): the filter block, then one burst per real channel unless all rows are padding."""
+    phase 1): the filter block, then one burst per real channel unless all rows are padding
+    (compressed: per channel the index burst; its data burst is :func:`rlc_channel_cycles`)."""
+    if d.in_rlc and d.in_burst:
+        return [(d.filt_words, 1), (d.in_idx_len, d.nch_valid)]
     return [(d.filt_words, 1)] + ([(d.in_burst, d.nch_valid)] if d.in_burst else [])
 
 
+#: Cycles per compressed row beyond one per value: the decoder's last value leaves, the
+#: decoder goes idle, the next row starts.
+RLC_ROW_GAP = 3
+
+
+def rlc_channel_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
+    """The data burst of one compressed channel: the request, the DRAM latency to the first
+    word, then the decoder's pace -- one value per cycle and :data:`RLC_ROW_GAP` per row --
+    which the DRAM (one word per cycle, each word at least one value) always keeps ahead of;
+    so it does not depend on how well the rows compress."""
+    return 1 + perf.dram_latency + (d.row_hi - d.row_lo) * (d.in_width + RLC_ROW_GAP)
+
+
 def dma_in_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
-    return DMA_SETUP + sum(k * read_burst_cycles(n, perf) for n, k in read_bursts(d))
+    rlc = d.nch_valid * rlc_channel_cycles(d, perf) if d.in_rlc and d.in_burst else 0
+    return DMA_SETUP + sum(k * read_burst_cycles(n, perf) for n, k in read_bursts(d)) + rlc
 
 
 def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
     """Cycles the read engine waits for a beat: all of the latency but the request cycle."""
-    return max(0, perf.dram_latency - 1) * sum(k for _, k in read_bursts(d))
+    bursts = sum(k for _, k in read_bursts(d))
+    if d.in_rlc and d.in_burst:
+        bursts += d.nch_valid          # the data bursts (the decoder never starves after)
+    return max(0, perf.dram_latency - 1) * bursts
 
 
 def fload_cycles(d: PassDescriptor) -> int:
@@ -179,18 +199,39 @@ def write_burst_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
     return 1 + perf.dram_write_latency + d.out_row_words * lanes + WB_TAIL
 
 
-def writeback_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
-    return d.p_valid * d.ncols * write_burst_cycles(d, perf, lanes) if d.last else 0
+#: Cycles per compressed output row beyond one per value (encoder start, the psum-buffer
+#: read, the encoder's last word into the write stage, the row's end).
+RLC_WB_ROW = 4
+
+
+def rlc_index_words(d: PassDescriptor, params: AcceleratorParams) -> int:
+    """Index words the write-back of a compressed pass writes per filter."""
+    return -(-d.ncols // max(1, params.dram_width // 16))
+
+
+def writeback_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int,
+                     params: AcceleratorParams | None = None) -> int:
+    if not d.last:
+        return 0
+    if d.out_rlc:
+        # per filter: the rows (words leave one per cycle as the encoder makes them, in
+        # one-word writes, so the rows' pace does not depend on the data), then the index
+        # request and its beats
+        return d.p_valid * (d.ncols * (d.out_width + RLC_WB_ROW) + 1
+                            + rlc_index_words(d, params))
+    return d.p_valid * d.ncols * write_burst_cycles(d, perf, lanes)
 
 
 def dram_wr_stall(d: PassDescriptor, perf: PerfConfig) -> int:
+    if d.out_rlc:
+        return 0
     return d.p_valid * d.ncols * perf.dram_write_latency if d.last else 0
 
 
 def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
     c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
              compute_cycles=compute_cycles(d, params.ifmap_spad_depth),
-             writeback_cycles=writeback_cycles(d, perf, params.lanes))
+             writeback_cycles=writeback_cycles(d, perf, params.lanes, params))
     c["load_cycles"] = LOAD_OVERHEAD + c["dma_in_cycles"]
     c["exec_cycles"] = (EXEC_OVERHEAD + c["fload_cycles"] + c["compute_cycles"]
                         + c["writeback_cycles"])
@@ -266,6 +307,15 @@ def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, 
         psum_reads = psum_writes = 0
     in_words = d.nch_valid * d.in_burst
     c = cycle_counts(d, perf, params)
+    # compressed transport: the static part of the DRAM words (index bursts); the data
+    # words depend on the data and are added by estimate()
+    dram_in = d.nch_valid * d.in_idx_len if d.in_rlc and d.in_burst else in_words
+    if not d.last:
+        dram_out = 0
+    elif d.out_rlc:
+        dram_out = d.p_valid * rlc_index_words(d, params)
+    else:
+        dram_out = d.p_valid * d.ncols * d.out_row_words
     c.update(
         macs=macs,
         gated_macs=slots - macs,
@@ -280,8 +330,8 @@ def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, 
         psum_buf_reads=(d.ncols * p * F if d.accumulate else 0)
         + (d.p_valid * d.ncols * F if d.last else 0),
         psum_buf_writes=d.ncols * p * F,
-        dram_read_words=d.filt_words + in_words,
-        dram_write_words=d.p_valid * d.ncols * d.out_row_words if d.last else 0,
+        dram_read_words=d.filt_words + dram_in,
+        dram_write_words=dram_out,
         gin_words=gin_words(d),
         passes=1,
     )
@@ -366,15 +416,16 @@ def _tile_classes(count: int) -> list[tuple[int, int]]:
     return out
 
 
-def _pass_classes(mapping):
+def _pass_classes(mapping, in_rlc=None, out_rlc=None):
     """(descriptor, multiplicity) for each kind of pass, most frequent first: passes that
     differ only in DRAM addresses (n, the group, and most tiles) have equal counts."""
     layer = mapping.layer
-    planner = PassPlanner(mapping)
+    planner = PassPlanner(mapping, in_rlc=in_rlc, out_rlc=out_rlc)
     chunk_count = Counter()
     reps = {}
     for ch in planner.chunks:
-        key = (ch.ncols, ch.nrows, ch.row_lo, ch.row_hi)
+        # compressed input: the index burst depends on where the chunk's rows sit
+        key = (ch.ncols, ch.nrows, ch.row_lo, ch.row_hi) if in_rlc is None else (ch.index,)
         chunk_count[key] += 1
         reps.setdefault(key, ch)
     outer = layer.N * layer.groups
@@ -447,8 +498,41 @@ def _window_sums(mapping, nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return out[0], out[1], out[2]
 
 
+def _rlc_data_words(mapping, in_rlc, out_rlc, ifmap, ofmap, zero_fraction,
+                    out_zero_fraction, seed: int = 7) -> tuple[int, int]:
+    """DRAM data words of a layer's compressed input (every pass's rows, so m-tiles re-read)
+    and compressed output (each row once), from the data or from synthetic data with the
+    given zero shares."""
+    from .compress import row_words
+    layer, params = mapping.layer, mapping.params
+    rng = np.random.default_rng(seed)
+    lim = 1 << (params.data_width - 1)
+
+    def synthetic(shape, zf):
+        v = rng.integers(1, lim, size=shape) * rng.choice([-1, 1], size=shape)
+        return np.where(rng.random(shape) < zf, 0, v)
+
+    rd = wr = 0
+    if in_rlc is not None:
+        x = ifmap if ifmap is not None else synthetic(
+            (layer.N, layer.C, layer.H, layer.W), zero_fraction)
+        words = row_words(np.asarray(x), params)                 # [N, C, H]
+        for ch in e_chunks(layer, mapping.ncols):
+            h0, h1 = ch.h_first + ch.row_lo, ch.h_first + ch.row_hi
+            if h1 > h0:
+                rd += int(words[:, :, h0:h1].sum())
+        rd *= mapping.m_tiles
+    if out_rlc is not None:
+        y = ofmap if ofmap is not None else synthetic(
+            (layer.N, layer.M, layer.E, layer.F),
+            zero_fraction if out_zero_fraction is None else out_zero_fraction)
+        wr = int(row_words(np.asarray(y), params).sum())
+    return rd, wr
+
+
 def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
-             zero_fraction: float = 0.0, per_pass: bool = False) -> Perf:
+             zero_fraction: float = 0.0, per_pass: bool = False, in_rlc=None, out_rlc=None,
+             ofmap=None, out_zero_fraction: float | None = None) -> Perf:
     """Counters of ``mapping`` run on an accelerator with its parameters.
 
     MACs, gated MACs, filter scratchpad reads and psum scratchpad traffic depend on which
@@ -458,6 +542,11 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
     padding, channels beyond C/groups and rows outside the ifmap are always zeros (gated).
     All other counters do not depend on the data. ``per_pass=True`` also fills
     :attr:`Perf.per_pass`.
+
+    ``in_rlc`` / ``out_rlc`` (gen/compress.py layouts): the input / output crosses DRAM run-
+    length coded; its DRAM words then depend on the data: counted from ``ifmap`` / ``ofmap``
+    when given, else from synthetic data with ``zero_fraction`` / ``out_zero_fraction``
+    zeros (per-pass rows then leave out the compressed data words).
     """
     layer, params = mapping.layer, mapping.params
     if ifmap is not None:
@@ -476,16 +565,23 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
     nz_slots, nz_first, nz_last = _window_sums(mapping, nz)
 
     totals = dict.fromkeys(COUNTERS, 0)
-    for d, mult in _pass_classes(mapping):
+    for d, mult in _pass_classes(mapping, in_rlc, out_rlc):
         for name, v in pass_counts(d, perf, params).items():
             if name in totals:
                 totals[name] += mult * v
     # Cycles depend on the order of the passes (the loader works one pass ahead).
-    totals.update(timeline((d for _, d in pass_plan(mapping)), perf, params))
+    totals.update(timeline((d for _, d in pass_plan(mapping, in_rlc=in_rlc, out_rlc=out_rlc)),
+                           perf, params))
+    if in_rlc is not None or out_rlc is not None:
+        rd, wr = _rlc_data_words(mapping, in_rlc, out_rlc, ifmap, ofmap, zero_fraction,
+                                 out_zero_fraction)
+        totals["dram_read_words"] += rd
+        totals["dram_write_words"] += wr
     # The classes were counted as if every slot were zero. The data terms of pass_counts are
     # linear in the three sums and scale with p and q*S only, which all passes share; every
     # m-tile sees the same ifmap. So add (counts with the sums - counts without) once.
-    d0 = pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0)
+    d0 = pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0,
+                         in_rlc=in_rlc, out_rlc=out_rlc)
     data = pass_counts(d0, perf, params, nz_slots=nz_slots.sum().item(),
                        nz_first=nz_first.sum().item(), nz_last=nz_last.sum().item())
     zero = pass_counts(d0, perf, params)
@@ -496,7 +592,7 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
                   word_bytes=params.dram_width // 8, zero_fraction=zf)
     if per_pass:
         rows = []
-        for key, d in pass_plan(mapping):
+        for key, d in pass_plan(mapping, in_rlc=in_rlc, out_rlc=out_rlc):
             idx = (key.n, key.group, key.ctile, key.echunk)
             c = pass_counts(d, perf, params, nz_slots=nz_slots[idx].item(),
                             nz_first=nz_first[idx].item(), nz_last=nz_last[idx].item())

@@ -217,7 +217,9 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
     mappings = [map_layer(layer, params) for layer in calibrated]
     net = build_network(mappings, x0, weights, rlc=rlc)
     perf = PerfConfig(dram_latency=dram_latency)
-    per_layer = [estimate(m, ifmap=xi, perf=perf) for m, xi in zip(mappings, inputs)]
+    per_layer = [estimate(m, ifmap=xi, perf=perf, in_rlc=prog.in_rlc, out_rlc=prog.out_rlc,
+                          ofmap=g)
+                 for m, xi, prog, g in zip(mappings, inputs, net.programs, goldens)]
     model = {k: sum(p.counters()[k] for p in per_layer) for k in per_layer[0].counters()}
     model.update(timeline(net.descriptors, perf, params))
     say(f"{len(layers)} layers, {len(net.descriptors)} passes, model {model['cycles']:,} cycles")
