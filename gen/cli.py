@@ -264,7 +264,7 @@ def _run_network(args, params, say) -> int:
         raise UsageError(f"unknown network {args.network!r}: allowed {', '.join(NETWORKS)}")
     r = run_network(params, list(NETWORKS[args.network]), sim=args.sim, seed=args.seed,
                     stall_prob=args.stall_prob, dram_latency=args.dram_latency,
-                    waves=args.waves, progress=say)
+                    waves=args.waves, progress=say, rlc=not args.no_rlc)
     if args.json:
         out = {k: v for k, v in r.items() if k not in ("model_counters",)}
         print(json.dumps(out, indent=2))
@@ -273,13 +273,20 @@ def _run_network(args, params, say) -> int:
               f"{r['preset']}, {r['sim']}: {len(r['layers'])} layers in one program, each "
               f"reading the previous layer's output from DRAM")
         for row in r["layers"]:
+            rlc = (f", RLC {row['rlc_bytes']:,} of {row['raw_bytes']:,} B "
+                   f"(x{row['compression_ratio']:.2f}, {row['entropy_ratio']:.2f} x entropy)"
+                   if "rlc_bytes" in row else "")
             print(f"  {'ok ' if row['match'] else 'BAD'} {row['layer']:22} {row['spec']:58} "
-                  f"{row['passes']:>4} passes, output {row['output_zero_fraction']:.0%} zeros")
+                  f"{row['passes']:>4} passes, output {row['output_zero_fraction']:.0%} zeros"
+                  f"{rlc}")
             if row.get("first_mismatch"):
                 print(f"      first difference: {row['first_mismatch']}")
         print(f"  {r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
               f"PE utilization {r['pe_utilization']:.1%}; counters vs model: "
               f"{'all access counts equal' if r['counters_match_model'] else r['counter_diffs']}")
+        print(f"  DRAM {r['dram_read_bytes']:,} B read, {r['dram_write_bytes']:,} B written "
+              f"({'feature maps RLC-coded' if r['rlc'] else 'uncompressed'}); DMA overlapped "
+              f"{r['overlap_cycles']:,} cycles, executor waited for DMA {r['dma_stall_cycles']:,}")
         print(f"  {r['wall_seconds']:.1f} s (build {r['build_seconds']:.1f} s, simulation "
               f"{r['sim_seconds']:.1f} s)")
     return 0 if r["match"] else 1
@@ -336,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "resnet50.res2a_branch2b, alexnet-mini.conv2, ...")
     u.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
                    help="simulator (default verilator)")
+    u.add_argument("--no-rlc", action="store_true",
+                   help="--network: move feature maps uncompressed (default: every layer's "
+                        "output RLC-coded, every input but the first read that way)")
     u.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the random weights and activations (default 0)")
     u.add_argument("--stall-prob", type=float, default=0.0, metavar="P",

@@ -79,6 +79,26 @@ def _first_mismatch(program, output_words, golden) -> dict | None:
             "expected": int(golden[n, m, e, f]), "count": int(len(bad))}
 
 
+def compression_report(ofmap: np.ndarray, layout, params: AcceleratorParams) -> dict:
+    """How an ofmap compresses: raw and RLC bytes (data, and with the row index), the ratio
+    raw / RLC, and the RLC data bits over the entropy bound of its (run, level) pairs."""
+    from .compress import entropy_bits, row_words
+    raw_words = int(np.prod(ofmap.shape[:3])) * -(-ofmap.shape[3] // params.lanes)
+    wb = params.dram_width // 8
+    out = {"raw_bytes": raw_words * wb}
+    if layout is None:
+        return out
+    data = int(row_words(ofmap, params).sum())
+    index = layout.N * layout.C * -(-layout.H // layout.ncw) * layout.wpg
+    entropy = entropy_bits(ofmap, params)
+    out.update(rlc_data_bytes=data * wb, rlc_index_bytes=index * wb,
+               rlc_bytes=(data + index) * wb,
+               compression_ratio=round(raw_words / (data + index), 4),
+               entropy_bits=round(entropy, 1),
+               entropy_ratio=round(data * params.rlc_word_bits / entropy, 4) if entropy else None)
+    return out
+
+
 def _compare(rtl: dict, model: dict) -> dict:
     """The access counters (everything but the timing ones) where the RTL and model differ."""
     return {k: {"rtl": rtl.get(k), "model": model.get(k)} for k in TOP_COUNTERS
@@ -250,11 +270,15 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
                "output_zero_fraction": float((g == 0).mean())}
         if k < len(regions) and not regions[k]["match"]:
             row["first_mismatch"] = _first_mismatch(prog, regions[k]["output"], g)
+        row.update(dram_read_bytes=p.dram_read_bytes, dram_write_bytes=p.dram_write_bytes)
+        row.update(compression_report(g, prog.out_rlc, params))
         layer_rows.append(row)
     diffs = _compare(rtl, model)
     cycles = rtl.get("cycles", 0)
     macs = sum(layer.macs for layer in calibrated)
     return {
+        "rlc": rlc, "overlap_cycles": rtl.get("overlap_cycles", 0),
+        "dma_stall_cycles": rtl.get("dma_stall_cycles", 0),
         "match": bool(res.get("passed")) and all(r["match"] for r in layer_rows),
         "sim": sim, "preset": params.name, "layers": layer_rows,
         "passes": len(net.descriptors), "cycles": cycles, "macs": macs,
