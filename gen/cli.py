@@ -208,6 +208,11 @@ def cmd_run(args) -> int:
         raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
     if args.dram_latency < 1:
         raise UsageError(f"--dram-latency = {args.dram_latency} is out of range: allowed >= 1")
+    from hw.params import dram_word_interval
+    try:
+        dram_word_interval(params.dram_width, args.dram_bandwidth)
+    except ValueError as e:
+        raise UsageError(f"--dram-bandwidth: {e}") from None
     # with --json, progress goes to stderr so that stdout is one JSON object
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
         (lambda m: print(m, flush=True))
@@ -215,14 +220,15 @@ def cmd_run(args) -> int:
         return _run_network(args, params, say)
     layer = parse_layer(args.layer)
     r = run_layer(params, layer, sim=args.sim, seed=args.seed, stall_prob=args.stall_prob,
-                  dram_latency=args.dram_latency, waves=args.waves, progress=say)
+                  dram_latency=args.dram_latency, waves=args.waves, progress=say,
+                  dram_bytes_per_cycle=args.dram_bandwidth)
     if args.json:
         out = {k: r[k] for k in (
             "match", "sim", "preset", "layer", "spec", "mapping", "passes", "cycles", "macs",
             "pe_utilization", "gated_macs", "glb_reads", "glb_writes", "dram_read_bytes",
             "dram_write_bytes", "model_cycles", "model_pe_utilization",
             "counters_match_model", "counter_diffs", "first_mismatch", "stall_prob",
-            "dram_latency", "seed", "build_seconds", "sim_seconds", "wall_seconds")}
+            "dram_latency", "dram_bytes_per_cycle", "seed", "build_seconds", "sim_seconds", "wall_seconds")}
         out["rtl_counters"] = r["rtl_counters"]
         print(json.dumps(out, indent=2))
     else:
@@ -264,7 +270,8 @@ def _run_network(args, params, say) -> int:
         raise UsageError(f"unknown network {args.network!r}: allowed {', '.join(NETWORKS)}")
     r = run_network(params, list(NETWORKS[args.network]), sim=args.sim, seed=args.seed,
                     stall_prob=args.stall_prob, dram_latency=args.dram_latency,
-                    waves=args.waves, progress=say, rlc=not args.no_rlc)
+                    waves=args.waves, progress=say, rlc=not args.no_rlc,
+                    dram_bytes_per_cycle=args.dram_bandwidth)
     if args.json:
         out = {k: v for k, v in r.items() if k not in ("model_counters",)}
         print(json.dumps(out, indent=2))
@@ -352,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random DRAM backpressure and extra latency (default 0: nominal DRAM)")
     u.add_argument("--dram-latency", type=int, default=16, metavar="N",
                    help="DRAM cycles from read request to first beat (default 16)")
+    u.add_argument("--dram-bandwidth", type=float, default=None, metavar="B",
+                   help="DRAM bytes per core cycle on each port (default: a word per cycle, "
+                        "the port's width; slower: a whole number of cycles per word)")
     u.add_argument("--waves", action="store_true", help="dump waveforms in the run folder")
     u.add_argument("--json", action="store_true", help="print one JSON object")
     u.set_defaults(func=cmd_run)

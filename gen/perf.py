@@ -41,12 +41,21 @@ class PerfConfig:
     dram_latency: int = 16
     #: Cycles a write burst waits before its first data beat is accepted.
     dram_write_latency: int = 0
+    #: Cycles per DRAM word on each data port: 1 when the DRAM keeps up with the port, k > 1
+    #: for a DRAM that moves a word every k cycles (hw.params.dram_word_interval turns a
+    #: bandwidth in bytes per cycle into this). With k > 1 the cycle rules are estimates
+    #: (the RTL stays within 1 % on the tested layers); with k = 1 they are exact.
+    dram_word_interval: int = 1
 
     def __post_init__(self):
         for name in ("dram_latency", "dram_write_latency"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} = {v!r} is out of range: allowed an integer >= 0")
+        k = self.dram_word_interval
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"dram_word_interval = {k!r} is out of range: allowed an "
+                             f"integer >= 1")
 
 
 # ============================================================================================
@@ -68,8 +77,8 @@ EXEC_OVERHEAD = 2
 
 def read_burst_cycles(length: int, perf: PerfConfig) -> int:
     """One read burst: the request, the DRAM latency, one beat per word (the engine sees the
-    last beat a cycle later)."""
-    return 1 + perf.dram_latency + length
+    last beat a cycle later); a slower DRAM spaces the beats."""
+    return 1 + perf.dram_latency + length + max(0, length - 1) * (perf.dram_word_interval - 1)
 
 
 def read_bursts(d: PassDescriptor) -> list[tuple[int, int]]:
@@ -102,9 +111,10 @@ def dma_in_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
 def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
     """Cycles the read engine waits for a beat: all of the latency but the request cycle."""
     bursts = sum(k for _, k in read_bursts(d))
+    spacing = sum(k * max(0, n - 1) for n, k in read_bursts(d)) * (perf.dram_word_interval - 1)
     if d.in_rlc and d.in_burst:
         bursts += d.nch_valid          # the data bursts (the decoder never starves after)
-    return max(0, perf.dram_latency - 1) * bursts
+    return max(0, perf.dram_latency - 1) * bursts + spacing
 
 
 def fload_cycles(d: PassDescriptor) -> int:
@@ -196,7 +206,8 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
 def write_burst_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
     """One write-back burst: the request, one cycle per lane of its words (a psum-buffer read,
     requantized and packed on the way), the hand-off of the last beat, the next set-up."""
-    return 1 + perf.dram_write_latency + d.out_row_words * lanes + WB_TAIL
+    pace = max(lanes, perf.dram_word_interval)       # a beat per lanes, or per DRAM word
+    return 1 + perf.dram_write_latency + lanes + (d.out_row_words - 1) * pace + WB_TAIL
 
 
 #: Cycles per compressed output row beyond one per value (encoder start, the psum-buffer
@@ -222,10 +233,11 @@ def writeback_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int,
     return d.p_valid * d.ncols * write_burst_cycles(d, perf, lanes)
 
 
-def dram_wr_stall(d: PassDescriptor, perf: PerfConfig) -> int:
-    if d.out_rlc:
+def dram_wr_stall(d: PassDescriptor, perf: PerfConfig, lanes: int = 1) -> int:
+    if d.out_rlc or not d.last:
         return 0
-    return d.p_valid * d.ncols * perf.dram_write_latency if d.last else 0
+    slow = max(0, perf.dram_word_interval - lanes) * (d.out_row_words - 1)
+    return d.p_valid * d.ncols * (perf.dram_write_latency + slow)
 
 
 def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
@@ -238,7 +250,7 @@ def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams)
     # A pass alone: the loader, the hand-off cycle, the executor.
     c["cycles"] = c["load_cycles"] + 1 + c["exec_cycles"]
     c["dram_rd_stall"] = dram_rd_stall(d, perf)
-    c["dram_wr_stall"] = dram_wr_stall(d, perf)
+    c["dram_wr_stall"] = dram_wr_stall(d, perf, params.lanes)
     return c
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.params import AcceleratorParams
+from hw.params import AcceleratorParams, dram_word_interval
 from hw.top import TOP_COUNTERS
 
 from .emit import cached_verilog
@@ -119,6 +119,7 @@ def layer_data(layer: ConvLayer, params: AcceleratorParams, seed: int):
 def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "rs",
               sim: str = "verilator", seed: int = 0, stall_prob: float = 0.0,
               dram_latency: int = 16, cache: Path = CACHE, waves: bool = False,
+              dram_bytes_per_cycle: float | None = None,
               progress=None) -> dict:
     """Simulate ``layer`` on the generated RTL; every output word is checked."""
     from tb.golden import conv2d_layer
@@ -133,7 +134,9 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
     golden = conv2d_layer(x, w, stride=layer.stride, pad=layer.pad, groups=layer.groups,
                           shift=shift, out_width=params.data_width, relu=layer.relu)
     expected = pack_activations(golden, params)
-    perf = estimate(mapping, ifmap=x, perf=PerfConfig(dram_latency=dram_latency))
+    interval = dram_word_interval(params.dram_width, dram_bytes_per_cycle)
+    perf = estimate(mapping, ifmap=x, perf=PerfConfig(dram_latency=dram_latency,
+                                                      dram_word_interval=interval))
     model = perf.counters()
     say(f"{layer.name}: {mapping.describe()}; {len(program.descriptors)} passes, model "
         f"{model['cycles']} cycles")
@@ -146,6 +149,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
             dram=program.dram, out_base=program.out_base, out_words=program.out_words,
             expected=expected, sim=sim, work=verilog.parent / "sim",
             dram_latency=dram_latency, stall_prob=stall_prob, seed=seed,
+            dram_word_interval=interval,
             cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
             progress_path=watch.path if progress else None)
 
@@ -179,6 +183,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "model_counters": model,
         "stall_prob": stall_prob,
         "dram_latency": dram_latency,
+        "dram_bytes_per_cycle": dram_bytes_per_cycle, "dram_word_interval": interval,
         "seed": seed,
         "error_code": res.get("error_code"),
         "first_mismatch": mismatch,
@@ -204,7 +209,8 @@ def calibrate_shift(acc: np.ndarray, data_width: int) -> int:
 
 def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", seed: int = 0,
                 stall_prob: float = 0.0, dram_latency: int = 16, cache: Path = CACHE,
-                waves: bool = False, progress=None, rlc: bool = True) -> dict:
+                waves: bool = False, progress=None, rlc: bool = True,
+                dram_bytes_per_cycle: float | None = None) -> dict:
     """Consecutive layers in one program: each reads the previous layer's output from DRAM;
     every layer's output region is compared with the golden model's. With ``rlc`` every
     output is written run-length coded and every input but the first read that way."""
@@ -236,7 +242,8 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
         x = out
     mappings = [map_layer(layer, params) for layer in calibrated]
     net = build_network(mappings, x0, weights, rlc=rlc)
-    perf = PerfConfig(dram_latency=dram_latency)
+    interval = dram_word_interval(params.dram_width, dram_bytes_per_cycle)
+    perf = PerfConfig(dram_latency=dram_latency, dram_word_interval=interval)
     per_layer = [estimate(m, ifmap=xi, perf=perf, in_rlc=prog.in_rlc, out_rlc=prog.out_rlc,
                           ofmap=g)
                  for m, xi, prog, g in zip(mappings, inputs, net.programs, goldens)]
@@ -257,6 +264,7 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
             dram=net.dram, out_base=checks[-1]["base"], out_words=checks[-1]["words"],
             expected=checks[-1]["expected"], sim=sim, work=verilog.parent / "sim",
             dram_latency=dram_latency, stall_prob=stall_prob, seed=seed,
+            dram_word_interval=interval,
             cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
             progress_path=watch.path if progress else None, checks=checks)
     rtl = res.get("counters", {})
@@ -288,7 +296,8 @@ def run_network(params: AcceleratorParams, layers, *, sim: str = "verilator", se
         "rtl_counters": rtl, "model_counters": model,
         "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
         "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
-        "stall_prob": stall_prob, "dram_latency": dram_latency, "seed": seed,
+        "stall_prob": stall_prob, "dram_latency": dram_latency,
+        "dram_bytes_per_cycle": dram_bytes_per_cycle, "dram_word_interval": interval, "seed": seed,
         "build_seconds": round(res.get("build_seconds", 0.0), 2),
         "sim_seconds": round(res.get("sim_seconds", 0.0), 2),
         "wall_seconds": round(time.monotonic() - t0, 2), "log": res.get("log"),

@@ -58,7 +58,8 @@ async def run_program(dut):
     dut.desc__valid.value = 0
     dut.cnt_sel.value = 0
     dram = DramModel(dut, dut.clk, words=spec["dram"], width=int(spec["dram_width"]),
-                     read_latency=int(spec["dram_latency"]), rng=rng, stall_prob=stall)
+                     read_latency=int(spec["dram_latency"]), rng=rng, stall_prob=stall,
+                     word_interval=int(spec.get("dram_word_interval", 1)))
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     dram.start()

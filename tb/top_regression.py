@@ -18,7 +18,8 @@ def run_program_bench(params: AcceleratorParams, verilog: Path, *, descriptors: 
                       sim: str, work: Path, dram_latency: int = 16, stall_prob: float = 0.0,
                       seed: int = 0, cycle_limit: int = 50_000_000, waves: bool = False,
                       progress_path: Path | None = None,
-                      checks: list[dict] | None = None, through_errors: bool = False) -> dict:
+                      checks: list[dict] | None = None, through_errors: bool = False,
+                      dram_word_interval: int = 1) -> dict:
     """``checks``: [{base, words, expected}] regions to compare (default: the one output
     region ``out_base``/``out_words``/``expected``). ``through_errors``: keep running after
     the error flag rises (a run-time error must not stop the passes), else stop there."""
@@ -32,6 +33,7 @@ def run_program_bench(params: AcceleratorParams, verilog: Path, *, descriptors: 
         "cycle_limit": cycle_limit,
         "progress_path": str(progress_path) if progress_path else None,
         "checks": checks, "through_errors": through_errors,
+        "dram_word_interval": dram_word_interval,
     }
     res = run_bench(sim=sim, verilog=[verilog], toplevel="rowstat_top", module="tb.bench_top",
                     spec=spec, work=work, waves=waves)
