@@ -132,28 +132,37 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
             key = (r // R, r % R + j * st)
             col.append(diag.setdefault(key, len(diag)))
         rows_of.append(col)
+    # (1 + words without targets before it, diagonal) of each word with targets, in the
+    # network's order within one (column, channel): for s: for h
+    seq, skip = [], 0
+    for s in range(vg):
+        for h in range(nrows):
+            dg = diag.get((s, h))
+            if dg is None:
+                skip += 1
+            else:
+                seq.append((skip + 1, dg))
+                skip = 0
     ends = [[] for _ in diag]           # per diagonal: last-slot issue cycle of each step
     last_word = [0] * len(diag)         # per diagonal: cycle its last word was taken
     a = 0                               # cycle the previous word was taken
+    done = 0                            # output steps issued so far (alike on every diagonal)
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
+        steps = min(F, (col - S + 1) // st + 1) if col >= S - 1 else 0
         for c in range(q):
-            for s in range(vg):
-                for h in range(nrows):
-                    t = a + 1
-                    dg = diag.get((s, h))
-                    if dg is not None:
-                        e = ends[dg]
-                        if need:
-                            t = max(t, e[need - 1] + 1)
-                        last_word[dg] = t
-                        if c == q - 1:
-                            x = len(e)
-                            while x < F and x * st + S - 1 <= col:
-                                start = t + 1 if not e else max(e[-1] + 1, t + 1)
-                                e.append(start + P - 1)
-                                x += 1
-                    a = t
+            for step, dg in seq:
+                t = a + step
+                e = ends[dg]
+                if need and e[need - 1] >= t:
+                    t = e[need - 1] + 1
+                last_word[dg] = a = t
+                if c == q - 1 and steps > done:     # the column completes new windows
+                    # step x starts after the word and after step x-1: back to back
+                    start = t + 1 if not e or e[-1] <= t else e[-1] + 1
+                    e.extend(range(start + P - 1, start + (steps - done) * P, P))
+            a += skip
+        done = steps
     z = a + 1                           # the network is empty from here
     for j in range(ncols):
         ov_prev = None
