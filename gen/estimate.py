@@ -342,7 +342,8 @@ def plot_report(report: dict, path: str | Path) -> None:
         ax.set_title(f"{report['network']} on {report['preset']}: {t} table", fontsize=10)
         ax.set_xticks(range(len(rows)), names, fontsize=7,
                       rotation=90 if len(rows) > 12 else 0)
-        ax.legend(fontsize=7, ncols=len(LEVELS))
+        ax.set_ylim(0, max(bottom) * 1.2)   # room for the legend above the bars
+        ax.legend(fontsize=7, ncols=len(LEVELS), loc="upper right")
     fig.tight_layout()
     try:
         fig.savefig(path, format="png", dpi=100)
