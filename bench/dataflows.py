@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gen.energy import EYERISS, LEVELS  # noqa: E402
-from gen.estimate import available_dataflows, estimate_layer  # noqa: E402
+from gen.estimate import available_dataflows, choose, evaluate  # noqa: E402
 from gen.workload import ConvLayer, parse_layer  # noqa: E402
 from hw.params import load_toml, preset  # noqa: E402
 
@@ -70,11 +70,14 @@ def main(argv=None) -> int:
         zf = zeros if args.zeros else 0.0
         row = {"layer": layer.name.split(".", 1)[1], "spec": layer.spec(), "macs": layer.macs,
                "zero_fraction": zf, "dataflows": {}}
-        for df in (*flows, "auto"):
-            r = estimate_layer(params, layer, dataflow=df, tables=[EYERISS],
-                               zero_fraction=zf)
-            if r["dataflow"] is None:
-                row["dataflows"][df] = {"error": r["error"]}
+        # each dataflow once; auto is the same choice `rowstat estimate --dataflow auto`
+        # makes (gen.estimate.choose) among these results
+        results = [evaluate(params, layer, df, tables=[EYERISS], zero_fraction=zf)
+                   for df in flows]
+        best = choose(results, "energy", "eyeriss")
+        for df, r in (*zip(flows, results), ("auto", best)):
+            if r is None or "error" in r:
+                row["dataflows"][df] = {"error": r["error"] if r else "no dataflow maps it"}
                 continue
             e = r["energy"]["eyeriss"]
             row["dataflows"][df] = {

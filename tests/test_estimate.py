@@ -384,3 +384,24 @@ def test_compute_timing_equals_the_plain_replay():
     assert len(cases) > 300
     for args in sorted(cases):
         assert perf._compute_timing.__wrapped__(*args) == _plain_replay(*args), args
+
+
+def test_bench_dataflows_agrees_with_estimate(capsys):
+    """bench/dataflows.py's CONV figures are `rowstat estimate`'s, for every offered dataflow."""
+    import runpy
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "bench" / "dataflows.py"))
+    assert bench["main"](["--json", "--fc-batch", "1"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    flows = list(available_dataflows(EYE))
+    assert res["dataflows"] == flows
+    assert [r["layer"] for r in res["layers"]] == [f"conv{k}" for k in range(1, 6)] + \
+        ["fc6", "fc7", "fc8"]
+    assert res["layers"][5]["macs"] == 9216 * 4096
+    rep = estimate_network(EYE, NETWORKS["alexnet"], dataflow="auto")
+    conv = res["totals"]["CONV1-5"]
+    assert conv["auto"]["per_mac"] == pytest.approx(rep["total"]["energy"]["eyeriss"]["per_mac"])
+    for df in flows:
+        one = estimate_network(EYE, NETWORKS["alexnet"], dataflow=df)
+        assert conv[df]["per_mac"] == pytest.approx(one["total"]["energy"]["eyeriss"]["per_mac"])
+        assert conv["auto"]["per_mac"] <= conv[df]["per_mac"] + 1e-9
+    assert bench["main"](["--batch", "0"]) == 2
