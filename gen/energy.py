@@ -52,7 +52,7 @@ from typing import Callable
 
 from hw.params import AcceleratorParams
 
-__all__ = ["LEVELS", "COMPONENTS", "EnergyTable", "TABLES", "EYERISS", "HOROWITZ",
+__all__ = ["LEVELS", "COMPONENTS", "UNCHARGED", "EnergyTable", "TABLES", "EYERISS", "HOROWITZ",
            "load_table", "component_accesses", "component_bits", "level_words",
            "psum_forward_words", "energy", "horowitz_costs", "rf_pj", "sram_pj"]
 
@@ -84,6 +84,17 @@ COMPONENTS: tuple[Component, ...] = (
     Component("dram", "dram", ("dram_read_words", "dram_write_words"), "dram"),
 )
 _BY_NAME = {c.name: c for c in COMPONENTS}
+
+#: The model's counters that are not charged, and why. Every other counter must feed a
+#: component (tests/test_energy.py checks it, so a new counter cannot be left out silently).
+UNCHARGED = {
+    "cycles": "time", "dma_in_cycles": "time", "fload_cycles": "time",
+    "compute_cycles": "time", "writeback_cycles": "time", "dram_rd_stall": "time",
+    "dram_wr_stall": "time", "overlap_cycles": "time", "dma_stall_cycles": "time",
+    "passes": "a count of passes",
+    "gated_macs": "zero-gated: no MAC is done",
+    "gin_words": "ifmap-network cycles; the words delivered to PEs are charged instead",
+}
 
 
 # ---- access counts ----------------------------------------------------------------------------

@@ -7,11 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gen.energy import (COMPONENTS, EYERISS, HOROWITZ, LEVELS, TABLES, component_accesses,
+from gen.energy import (COMPONENTS, EYERISS, HOROWITZ, LEVELS, TABLES, UNCHARGED,
+                        component_accesses,
                         component_bits, energy, level_words, load_table, psum_forward_words,
                         rf_pj, sram_pj)
 from gen.mapper import map_layer
-from gen.perf import Perf, estimate
+from gen.perf import COUNTERS, Perf, estimate
 from gen.program import pass_plan
 from gen.workload import ConvLayer, parse_layer
 from hw.params import preset
@@ -31,6 +32,12 @@ def test_levels_and_components():
     assert component_bits(EYE) == {"mac": None, "ifmap_spad": 16, "filter_spad": 16,
                                    "psum_spad": 48, "ifmap_net": 16, "filter_net": 16,
                                    "psum_fwd": 48, "glb": 64, "psum_buf": 48, "dram": 64}
+
+
+def test_every_counter_is_charged_or_said_not_to_be():
+    charged = {n for c in COMPONENTS for n in c.counters}
+    assert not charged & set(UNCHARGED)
+    assert charged | set(UNCHARGED) == set(COUNTERS)
 
 
 def test_eyeriss_table_by_hand():
