@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from gen.energy import (COMPONENTS, EYERISS, HOROWITZ, LEVELS, TABLES, UNCHARGED,
-                        component_accesses,
-                        component_bits, energy, level_words, load_table, psum_forward_words,
-                        rf_pj, sram_pj)
+                        component_accesses, component_bits, energy, level_words, load_table,
+                        psum_forward_words, rf_pj, sram_pj)
 from gen.mapper import map_layer
 from gen.perf import COUNTERS, Perf, estimate
 from gen.program import pass_plan
