@@ -299,6 +299,58 @@ def _run_network(args, params, say) -> int:
     return 0 if r["match"] else 1
 
 
+def cmd_estimate(args) -> int:
+    """Map a network (or one layer) with the chosen dataflow(s) and report cycles, accesses
+    per level and energy from the model alone (no simulation)."""
+    from gen.energy import TABLES, load_table
+    from gen.estimate import (OBJECTIVES, dataflow_choices, estimate_network, format_report,
+                              load_network, plot_report)
+    from gen.workload import parse_layer
+    params = _params(args)
+    if (args.layer is None) == (args.network is None):
+        raise UsageError("give --network NAME|FILE or --layer SPEC (one of them)")
+    if args.dataflow not in dataflow_choices():
+        raise UsageError(f"--dataflow = {args.dataflow!r} is invalid: allowed "
+                         f"{', '.join(dataflow_choices())}")
+    if args.objective not in OBJECTIVES:
+        raise UsageError(f"--objective = {args.objective!r} is invalid: allowed "
+                         f"{', '.join(OBJECTIVES)}")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch = {args.batch} is out of range: allowed >= 1")
+    if not 0.0 <= args.zero_fraction <= 1.0:
+        raise UsageError(f"--zero-fraction = {args.zero_fraction} is out of range: allowed "
+                         f"0..1")
+    tables = list(TABLES.values())
+    if args.energy_table:
+        tables.append(load_table(args.energy_table))
+    if args.network is not None:
+        name, layers = load_network(args.network)
+    else:
+        layer = parse_layer(args.layer)
+        name, layers = layer.name, [layer]
+    if args.batch is not None:
+        layers = [layer.replace(N=args.batch) for layer in layers]
+    report = estimate_network(params, layers, name=name, dataflow=args.dataflow,
+                              objective=args.objective, tables=tables,
+                              zero_fraction=args.zero_fraction)
+    report["batch"] = args.batch
+    if args.layer is not None and report["unmappable"]:
+        raise UsageError(f"{name}: {report['unmappable'][0]['error']}")
+    if not report["total"]["layers"]:
+        raise UsageError(f"no layer of {name} can be mapped on {params.name}: "
+                         f"{report['unmappable'][0]['layer']}: "
+                         f"{report['unmappable'][0]['error']}")
+    if args.plot:
+        plot_report(report, args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rowstat", description="Generator of Eyeriss-style row-stationary CNN "
                 "accelerators: Verilog, cocotb regressions against a numpy golden model.")
@@ -365,6 +417,29 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--waves", action="store_true", help="dump waveforms in the run folder")
     u.add_argument("--json", action="store_true", help="print one JSON object")
     u.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("estimate", help="cycles, accesses per level and energy of a network "
+                       "or layer from the model (no simulation)")
+    _add_design(e)
+    e.add_argument("--network", metavar="NAME|FILE",
+                   help="lenet5, alexnet, alexnet-mini, vgg16, resnet50, mobilenet_v1, or a file "
+                        "with one layer spec per line ([LABEL:] SPEC, # comments)")
+    e.add_argument("--layer", metavar="SPEC", help="one layer, as `run --layer` takes it")
+    e.add_argument("--dataflow", default="auto", metavar="NAME",
+                   help="a dataflow the mapper offers (gen.mapper.DATAFLOWS), or auto: per "
+                        "layer the one with the lowest energy (or cycles) (default auto)")
+    e.add_argument("--objective", default="energy", metavar="energy|latency",
+                   help="what auto minimizes (default energy)")
+    e.add_argument("--batch", type=int, metavar="N", help="images per layer (sets N)")
+    e.add_argument("--zero-fraction", type=float, default=0.0, metavar="P",
+                   help="share of zeros in the ifmaps, for zero-gating (default 0: dense)")
+    e.add_argument("--energy-table", metavar="FILE.toml",
+                   help="a third energy table (mac, rf, inter_pe, glb, dram costs per data "
+                        "word); auto ranks by it when given, else by the eyeriss table")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--plot", metavar="OUT.png",
+                   help="write per-layer energy breakdown bars (one panel per table)")
+    e.set_defaults(func=cmd_estimate)
 
     s = sub.add_parser("presets", help="list the presets (or print one as TOML)")
     s.add_argument("--toml", metavar="NAME", help="print preset NAME as a TOML config")

@@ -163,27 +163,51 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
             col.append(diag.setdefault(key, len(diag)))
         rows_of.append(col)
     ends = [[] for _ in diag]           # per diagonal: last-slot issue cycle of each step
+    # (1 + words without targets before it, diagonal, its ends) of each word with targets,
+    # in the network's order within one (column, channel): for s: for h
+    seq, skip = [], 0
+    for s in range(vg):
+        for h in range(nrows):
+            dg = diag.get((s, h))
+            if dg is None:
+                skip += 1
+            else:
+                seq.append((skip + 1, dg, ends[dg]))
+                skip = 0
     last_word = [0] * len(diag)         # per diagonal: cycle its last word was taken
     a = 0                               # cycle the previous word was taken
+    done = 0                            # output steps issued so far (alike on every diagonal)
+    sweep = sum(step for step, _, _ in seq) + skip     # cycles of one channel's words, unblocked
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
-        for c in range(q):
-            for s in range(vg):
-                for h in range(nrows):
-                    t = a + 1
-                    dg = diag.get((s, h))
-                    if dg is not None:
-                        e = ends[dg]
-                        if need:
-                            t = max(t, e[need - 1] + 1)
-                        last_word[dg] = t
-                        if c == q - 1:
-                            x = len(e)
-                            while x < F and x * st + S - 1 <= col:
-                                start = t + 1 if not e else max(e[-1] + 1, t + 1)
-                                e.append(start + P - 1)
-                                x += 1
-                    a = t
+        steps = min(F, (col - S + 1) // st + 1) if col >= S - 1 else 0
+        if q > 1:
+            # channel 0: a word waits for its diagonal to free a ring slot (step need-1 done)
+            if need:
+                for step, _, e in seq:
+                    t = a + step
+                    u = e[need - 1]
+                    a = u + 1 if u >= t else t
+                a += skip
+            else:
+                a += sweep
+            # channels 1 .. q-1 never wait: each word follows its diagonal's previous word,
+            # which had the slot already, by a whole sweep
+            a += (q - 2) * sweep
+        for step, dg, e in seq:         # the last channel: its words complete new windows
+            t = a + step
+            if need and e[need - 1] >= t:
+                t = e[need - 1] + 1
+            last_word[dg] = a = t
+            if steps > done:
+                # step x starts after the word and after step x-1: back to back
+                start = t + 1 if not e or e[-1] <= t else e[-1] + 1
+                if steps == done + 1:
+                    e.append(start + P - 1)
+                else:
+                    e.extend(range(start + P - 1, start + (steps - done) * P, P))
+        a += skip
+        done = steps
     z = a + 1                           # the network is empty from here
     for j in range(ncols):
         ov_prev = None
