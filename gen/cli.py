@@ -208,6 +208,11 @@ def cmd_run(args) -> int:
         raise UsageError(f"--stall-prob = {args.stall_prob} is out of range: allowed 0 <= P < 1")
     if args.dram_latency < 1:
         raise UsageError(f"--dram-latency = {args.dram_latency} is out of range: allowed >= 1")
+    from hw.params import dram_word_interval
+    try:
+        dram_word_interval(params.dram_width, args.dram_bandwidth)
+    except ValueError as e:
+        raise UsageError(f"--dram-bandwidth: {e}") from None
     # with --json, progress goes to stderr so that stdout is one JSON object
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
         (lambda m: print(m, flush=True))
@@ -216,7 +221,7 @@ def cmd_run(args) -> int:
     layer = parse_layer(args.layer)
     r = run_layer(params, layer, dataflow=args.dataflow, sim=args.sim, seed=args.seed,
                   stall_prob=args.stall_prob, dram_latency=args.dram_latency,
-                  waves=args.waves, progress=say)
+                  waves=args.waves, progress=say, dram_bytes_per_cycle=args.dram_bandwidth)
     if args.json:
         out = {k: r[k] for k in (
             "match", "sim", "preset", "layer", "spec", "dataflow", "mapping", "passes",
@@ -224,7 +229,7 @@ def cmd_run(args) -> int:
             "pe_utilization", "gated_macs", "glb_reads", "glb_writes", "dram_read_bytes",
             "dram_write_bytes", "model_cycles", "model_pe_utilization",
             "counters_match_model", "counter_diffs", "first_mismatch", "stall_prob",
-            "dram_latency", "seed", "build_seconds", "sim_seconds", "wall_seconds")}
+            "dram_latency", "dram_bytes_per_cycle", "seed", "build_seconds", "sim_seconds", "wall_seconds")}
         out["rtl_counters"] = r["rtl_counters"]
         print(json.dumps(out, indent=2))
     else:
@@ -267,7 +272,8 @@ def _run_network(args, params, say) -> int:
     r = run_network(params, list(NETWORKS[args.network]), dataflow=args.dataflow,
                     sim=args.sim, seed=args.seed,
                     stall_prob=args.stall_prob, dram_latency=args.dram_latency,
-                    waves=args.waves, progress=say)
+                    waves=args.waves, progress=say, rlc=not args.no_rlc,
+                    dram_bytes_per_cycle=args.dram_bandwidth)
     if args.json:
         out = {k: v for k, v in r.items() if k not in ("model_counters",)}
         print(json.dumps(out, indent=2))
@@ -276,17 +282,75 @@ def _run_network(args, params, say) -> int:
               f"{r['preset']}, {r['sim']}: {len(r['layers'])} layers in one program, each "
               f"reading the previous layer's output from DRAM")
         for row in r["layers"]:
+            rlc = (f", RLC {row['rlc_bytes']:,} of {row['raw_bytes']:,} B "
+                   f"(x{row['compression_ratio']:.2f}, {row['entropy_ratio']:.2f} x entropy)"
+                   if "rlc_bytes" in row else "")
             print(f"  {'ok ' if row['match'] else 'BAD'} {row['layer']:22} {row['spec']:58} "
                   f"{row['dataflow']} {row['passes']:>4} passes, output "
-                  f"{row['output_zero_fraction']:.0%} zeros")
+                  f"{row['output_zero_fraction']:.0%} zeros{rlc}")
             if row.get("first_mismatch"):
                 print(f"      first difference: {row['first_mismatch']}")
         print(f"  {r['passes']} passes, {r['cycles']:,} cycles (model {r['model_cycles']:,}), "
               f"PE utilization {r['pe_utilization']:.1%}; counters vs model: "
               f"{'all access counts equal' if r['counters_match_model'] else r['counter_diffs']}")
+        print(f"  DRAM {r['dram_read_bytes']:,} B read, {r['dram_write_bytes']:,} B written "
+              f"({'feature maps RLC-coded' if r['rlc'] else 'uncompressed'}); DMA overlapped "
+              f"{r['overlap_cycles']:,} cycles, executor waited for DMA {r['dma_stall_cycles']:,}")
         print(f"  {r['wall_seconds']:.1f} s (build {r['build_seconds']:.1f} s, simulation "
               f"{r['sim_seconds']:.1f} s)")
     return 0 if r["match"] else 1
+
+
+def cmd_estimate(args) -> int:
+    """Map a network (or one layer) with the chosen dataflow(s) and report cycles, accesses
+    per level and energy from the model alone (no simulation)."""
+    from gen.energy import TABLES, load_table
+    from gen.estimate import (OBJECTIVES, dataflow_choices, estimate_network, format_report,
+                              load_network, plot_report)
+    from gen.workload import parse_layer
+    params = _params(args)
+    if (args.layer is None) == (args.network is None):
+        raise UsageError("give --network NAME|FILE or --layer SPEC (one of them)")
+    if args.dataflow not in dataflow_choices():
+        raise UsageError(f"--dataflow = {args.dataflow!r} is invalid: allowed "
+                         f"{', '.join(dataflow_choices())}")
+    if args.objective not in OBJECTIVES:
+        raise UsageError(f"--objective = {args.objective!r} is invalid: allowed "
+                         f"{', '.join(OBJECTIVES)}")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch = {args.batch} is out of range: allowed >= 1")
+    if not 0.0 <= args.zero_fraction <= 1.0:
+        raise UsageError(f"--zero-fraction = {args.zero_fraction} is out of range: allowed "
+                         f"0..1")
+    tables = list(TABLES.values())
+    if args.energy_table:
+        tables.append(load_table(args.energy_table))
+    if args.network is not None:
+        name, layers = load_network(args.network)
+    else:
+        layer = parse_layer(args.layer)
+        name, layers = layer.name, [layer]
+    if args.batch is not None:
+        layers = [layer.replace(N=args.batch) for layer in layers]
+    report = estimate_network(params, layers, name=name, dataflow=args.dataflow,
+                              objective=args.objective, tables=tables,
+                              zero_fraction=args.zero_fraction)
+    report["batch"] = args.batch
+    if args.layer is not None and report["unmappable"]:
+        raise UsageError(f"{name}: {report['unmappable'][0]['error']}")
+    if not report["total"]["layers"]:
+        raise UsageError(f"no layer of {name} can be mapped on {params.name}: "
+                         f"{report['unmappable'][0]['layer']}: "
+                         f"{report['unmappable'][0]['error']}")
+    if args.plot:
+        plot_report(report, args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,15 +408,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="row-stationary, weight-stationary, output-stationary, or auto: per "
                         "layer the one with the fewest modeled cycles among the design's "
                         "dataflows (default rs)")
+    u.add_argument("--no-rlc", action="store_true",
+                   help="--network: move feature maps uncompressed (default: every layer's "
+                        "output RLC-coded, every input but the first read that way)")
     u.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the random weights and activations (default 0)")
     u.add_argument("--stall-prob", type=float, default=0.0, metavar="P",
                    help="random DRAM backpressure and extra latency (default 0: nominal DRAM)")
     u.add_argument("--dram-latency", type=int, default=16, metavar="N",
                    help="DRAM cycles from read request to first beat (default 16)")
+    u.add_argument("--dram-bandwidth", type=float, default=None, metavar="B",
+                   help="DRAM bytes per core cycle on each port (default: a word per cycle, "
+                        "the port's width; slower: a whole number of cycles per word)")
     u.add_argument("--waves", action="store_true", help="dump waveforms in the run folder")
     u.add_argument("--json", action="store_true", help="print one JSON object")
     u.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("estimate", help="cycles, accesses per level and energy of a network "
+                       "or layer from the model (no simulation)")
+    _add_design(e)
+    e.add_argument("--network", metavar="NAME|FILE",
+                   help="lenet5, alexnet, alexnet-mini, vgg16, resnet50, mobilenet_v1, or a file "
+                        "with one layer spec per line ([LABEL:] SPEC, # comments)")
+    e.add_argument("--layer", metavar="SPEC", help="one layer, as `run --layer` takes it")
+    e.add_argument("--dataflow", default="auto", metavar="NAME",
+                   help="a dataflow the mapper offers (gen.mapper.DATAFLOWS), or auto: per "
+                        "layer the one with the lowest energy (or cycles) (default auto)")
+    e.add_argument("--objective", default="energy", metavar="energy|latency",
+                   help="what auto minimizes (default energy)")
+    e.add_argument("--batch", type=int, metavar="N", help="images per layer (sets N)")
+    e.add_argument("--zero-fraction", type=float, default=0.0, metavar="P",
+                   help="share of zeros in the ifmaps, for zero-gating (default 0: dense)")
+    e.add_argument("--energy-table", metavar="FILE.toml",
+                   help="a third energy table (mac, rf, inter_pe, glb, dram costs per data "
+                        "word); auto ranks by it when given, else by the eyeriss table")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--plot", metavar="OUT.png",
+                   help="write per-layer energy breakdown bars (one panel per table)")
+    e.set_defaults(func=cmd_estimate)
 
     s = sub.add_parser("presets", help="list the presets (or print one as TOML)")
     s.add_argument("--toml", metavar="NAME", help="print preset NAME as a TOML config")

@@ -46,12 +46,21 @@ class PerfConfig:
     dram_latency: int = 16
     #: Cycles a write burst waits before its first data beat is accepted.
     dram_write_latency: int = 0
+    #: Cycles per DRAM word on each data port: 1 when the DRAM keeps up with the port, k > 1
+    #: for a DRAM that moves a word every k cycles (hw.params.dram_word_interval turns a
+    #: bandwidth in bytes per cycle into this). With k > 1 the cycle rules are estimates
+    #: (the RTL stays within 1 % on the tested layers); with k = 1 they are exact.
+    dram_word_interval: int = 1
 
     def __post_init__(self):
         for name in ("dram_latency", "dram_write_latency"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} = {v!r} is out of range: allowed an integer >= 0")
+        k = self.dram_word_interval
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"dram_word_interval = {k!r} is out of range: allowed an "
+                             f"integer >= 1")
 
 
 # ============================================================================================
@@ -73,23 +82,44 @@ EXEC_OVERHEAD = 2
 
 def read_burst_cycles(length: int, perf: PerfConfig) -> int:
     """One read burst: the request, the DRAM latency, one beat per word (the engine sees the
-    last beat a cycle later)."""
-    return 1 + perf.dram_latency + length
+    last beat a cycle later); a slower DRAM spaces the beats."""
+    return 1 + perf.dram_latency + length + max(0, length - 1) * (perf.dram_word_interval - 1)
 
 
 def read_bursts(d: PassDescriptor) -> list[tuple[int, int]]:
     """(length, how many) of the read bursts of a pass's DMA-in phase (hw/descriptor.py
-    phase 1): the filter block, then one burst per real channel unless all rows are padding."""
+    phase 1): the filter block, then one burst per real channel unless all rows are padding
+    (compressed: per channel the index burst; its data burst is :func:`rlc_channel_cycles`)."""
+    if d.in_rlc and d.in_burst:
+        return [(d.filt_words, 1), (d.in_idx_len, d.nch_valid)]
     return [(d.filt_words, 1)] + ([(d.in_burst, d.nch_valid)] if d.in_burst else [])
 
 
+#: Cycles per compressed row beyond one per value: the decoder's last value leaves, the
+#: decoder goes idle, the next row starts.
+RLC_ROW_GAP = 3
+
+
+def rlc_channel_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
+    """The data burst of one compressed channel: the request, the DRAM latency to the first
+    word, then the decoder's pace -- one value per cycle and :data:`RLC_ROW_GAP` per row --
+    which the DRAM (one word per cycle, each word at least one value) always keeps ahead of;
+    so it does not depend on how well the rows compress."""
+    return 1 + perf.dram_latency + (d.row_hi - d.row_lo) * (d.in_width + RLC_ROW_GAP)
+
+
 def dma_in_cycles(d: PassDescriptor, perf: PerfConfig) -> int:
-    return DMA_SETUP + sum(k * read_burst_cycles(n, perf) for n, k in read_bursts(d))
+    rlc = d.nch_valid * rlc_channel_cycles(d, perf) if d.in_rlc and d.in_burst else 0
+    return DMA_SETUP + sum(k * read_burst_cycles(n, perf) for n, k in read_bursts(d)) + rlc
 
 
 def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
     """Cycles the read engine waits for a beat: all of the latency but the request cycle."""
-    return max(0, perf.dram_latency - 1) * sum(k for _, k in read_bursts(d))
+    bursts = sum(k for _, k in read_bursts(d))
+    spacing = sum(k * max(0, n - 1) for n, k in read_bursts(d)) * (perf.dram_word_interval - 1)
+    if d.in_rlc and d.in_burst:
+        bursts += d.nch_valid          # the data bursts (the decoder never starves after)
+    return max(0, perf.dram_latency - 1) * bursts + spacing
 
 
 def fload_cycles(d: PassDescriptor) -> int:
@@ -143,27 +173,51 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
             col.append(diag.setdefault(key, len(diag)))
         rows_of.append(col)
     ends = [[] for _ in diag]           # per diagonal: last-slot issue cycle of each step
+    # (1 + words without targets before it, diagonal, its ends) of each word with targets,
+    # in the network's order within one (column, channel): for s: for h
+    seq, skip = [], 0
+    for s in range(vg):
+        for h in range(nrows):
+            dg = diag.get((s, h))
+            if dg is None:
+                skip += 1
+            else:
+                seq.append((skip + 1, dg, ends[dg]))
+                skip = 0
     last_word = [0] * len(diag)         # per diagonal: cycle its last word was taken
     a = 0                               # cycle the previous word was taken
+    done = 0                            # output steps issued so far (alike on every diagonal)
+    sweep = sum(step for step, _, _ in seq) + skip     # cycles of one channel's words, unblocked
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
-        for c in range(q):
-            for s in range(vg):
-                for h in range(nrows):
-                    t = a + 1
-                    dg = diag.get((s, h))
-                    if dg is not None:
-                        e = ends[dg]
-                        if need:
-                            t = max(t, e[need - 1] + 1)
-                        last_word[dg] = t
-                        if c == q - 1:
-                            x = len(e)
-                            while x < F and x * st + S - 1 <= col:
-                                start = t + 1 if not e else max(e[-1] + 1, t + 1)
-                                e.append(start + P - 1)
-                                x += 1
-                    a = t
+        steps = min(F, (col - S + 1) // st + 1) if col >= S - 1 else 0
+        if q > 1:
+            # channel 0: a word waits for its diagonal to free a ring slot (step need-1 done)
+            if need:
+                for step, _, e in seq:
+                    t = a + step
+                    u = e[need - 1]
+                    a = u + 1 if u >= t else t
+                a += skip
+            else:
+                a += sweep
+            # channels 1 .. q-1 never wait: each word follows its diagonal's previous word,
+            # which had the slot already, by a whole sweep
+            a += (q - 2) * sweep
+        for step, dg, e in seq:         # the last channel: its words complete new windows
+            t = a + step
+            if need and e[need - 1] >= t:
+                t = e[need - 1] + 1
+            last_word[dg] = a = t
+            if steps > done:
+                # step x starts after the word and after step x-1: back to back
+                start = t + 1 if not e or e[-1] <= t else e[-1] + 1
+                if steps == done + 1:
+                    e.append(start + P - 1)
+                else:
+                    e.extend(range(start + P - 1, start + (steps - done) * P, P))
+        a += skip
+        done = steps
     z = a + 1                           # the network is empty from here
     for j in range(ncols):
         ov_prev = None
@@ -290,28 +344,51 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
 def write_burst_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
     """One write-back burst: the request, one cycle per lane of its words (a psum-buffer read,
     requantized and packed on the way), the hand-off of the last beat, the next set-up."""
-    return 1 + perf.dram_write_latency + d.out_row_words * lanes + WB_TAIL
+    pace = max(lanes, perf.dram_word_interval)       # a beat per lanes, or per DRAM word
+    return 1 + perf.dram_write_latency + lanes + (d.out_row_words - 1) * pace + WB_TAIL
 
 
-def writeback_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
-    return d.p_valid * d.ncols * write_burst_cycles(d, perf, lanes) if d.last else 0
+#: Cycles per compressed output row beyond one per value (encoder start, the psum-buffer
+#: read, the encoder's last word into the write stage, the row's end).
+RLC_WB_ROW = 4
 
 
-def dram_wr_stall(d: PassDescriptor, perf: PerfConfig) -> int:
-    return d.p_valid * d.ncols * perf.dram_write_latency if d.last else 0
+def rlc_index_words(d: PassDescriptor, params: AcceleratorParams) -> int:
+    """Index words the write-back of a compressed pass writes per filter."""
+    return -(-d.ncols // max(1, params.dram_width // 16))
+
+
+def writeback_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int,
+                     params: AcceleratorParams | None = None) -> int:
+    if not d.last:
+        return 0
+    if d.out_rlc:
+        # per filter: the rows (words leave one per cycle as the encoder makes them, in
+        # one-word writes, so the rows' pace does not depend on the data), then the index
+        # request and its beats
+        return d.p_valid * (d.ncols * (d.out_width + RLC_WB_ROW) + 1
+                            + rlc_index_words(d, params))
+    return d.p_valid * d.ncols * write_burst_cycles(d, perf, lanes)
+
+
+def dram_wr_stall(d: PassDescriptor, perf: PerfConfig, lanes: int = 1) -> int:
+    if d.out_rlc or not d.last:
+        return 0
+    slow = max(0, perf.dram_word_interval - lanes) * (d.out_row_words - 1)
+    return d.p_valid * d.ncols * (perf.dram_write_latency + slow)
 
 
 def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
     c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
              compute_cycles=compute_cycles(d, params.ifmap_spad_depth, params.lanes),
-             writeback_cycles=writeback_cycles(d, perf, params.lanes))
+             writeback_cycles=writeback_cycles(d, perf, params.lanes, params))
     c["load_cycles"] = LOAD_OVERHEAD + c["dma_in_cycles"]
     c["exec_cycles"] = (EXEC_OVERHEAD + c["fload_cycles"] + c["compute_cycles"]
                         + c["writeback_cycles"])
     # A pass alone: the loader, the hand-off cycle, the executor.
     c["cycles"] = c["load_cycles"] + 1 + c["exec_cycles"]
     c["dram_rd_stall"] = dram_rd_stall(d, perf)
-    c["dram_wr_stall"] = dram_wr_stall(d, perf)
+    c["dram_wr_stall"] = dram_wr_stall(d, perf, params.lanes)
     return c
 
 
@@ -388,6 +465,15 @@ def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, 
     loads = F if d.is_os else 1
     in_words = d.nch_valid * d.in_burst
     c = cycle_counts(d, perf, params)
+    # compressed transport: the static part of the DRAM words (index bursts); the data
+    # words depend on the data and are added by estimate()
+    dram_in = d.nch_valid * d.in_idx_len if d.in_rlc and d.in_burst else in_words
+    if not d.last:
+        dram_out = 0
+    elif d.out_rlc:
+        dram_out = d.p_valid * rlc_index_words(d, params)
+    else:
+        dram_out = d.p_valid * d.ncols * d.out_row_words
     c.update(
         macs=macs,
         gated_macs=slots - macs,
@@ -401,8 +487,8 @@ def pass_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams, 
         glb_writes=d.filt_words + in_words,
         psum_buf_reads=buf_reads + (d.p_valid * d.ncols * F if d.last else 0),
         psum_buf_writes=buf_writes,
-        dram_read_words=d.filt_words + in_words,
-        dram_write_words=d.p_valid * d.ncols * d.out_row_words if d.last else 0,
+        dram_read_words=d.filt_words + dram_in,
+        dram_write_words=dram_out,
         gin_words=gin_words(d),
         passes=1,
     )
@@ -487,15 +573,16 @@ def _tile_classes(count: int) -> list[tuple[int, int]]:
     return out
 
 
-def _pass_classes(mapping):
+def _pass_classes(mapping, in_rlc=None, out_rlc=None):
     """(descriptor, multiplicity) for each kind of pass, most frequent first: passes that
     differ only in DRAM addresses (n, the group, and most tiles) have equal counts."""
     layer = mapping.layer
-    planner = PassPlanner(mapping)
+    planner = PassPlanner(mapping, in_rlc=in_rlc, out_rlc=out_rlc)
     chunk_count = Counter()
     reps = {}
     for ch in planner.chunks:
-        key = (ch.ncols, ch.nrows, ch.row_lo, ch.row_hi)
+        # compressed input: the index burst depends on where the chunk's rows sit
+        key = (ch.ncols, ch.nrows, ch.row_lo, ch.row_hi) if in_rlc is None else (ch.index,)
         chunk_count[key] += 1
         reps.setdefault(key, ch)
     outer = layer.N * layer.groups
@@ -580,8 +667,41 @@ def _window_sums(mapping, nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return out[0], out[1], out[2]
 
 
+def _rlc_data_words(mapping, in_rlc, out_rlc, ifmap, ofmap, zero_fraction,
+                    out_zero_fraction, seed: int = 7) -> tuple[int, int]:
+    """DRAM data words of a layer's compressed input (every pass's rows, so m-tiles re-read)
+    and compressed output (each row once), from the data or from synthetic data with the
+    given zero shares."""
+    from .compress import row_words
+    layer, params = mapping.layer, mapping.params
+    rng = np.random.default_rng(seed)
+    lim = 1 << (params.data_width - 1)
+
+    def synthetic(shape, zf):
+        v = rng.integers(1, lim, size=shape) * rng.choice([-1, 1], size=shape)
+        return np.where(rng.random(shape) < zf, 0, v)
+
+    rd = wr = 0
+    if in_rlc is not None:
+        x = ifmap if ifmap is not None else synthetic(
+            (layer.N, layer.C, layer.H, layer.W), zero_fraction)
+        words = row_words(np.asarray(x), params)                 # [N, C, H]
+        for ch in e_chunks(layer, mapping.ncols):
+            h0, h1 = ch.h_first + ch.row_lo, ch.h_first + ch.row_hi
+            if h1 > h0:
+                rd += int(words[:, :, h0:h1].sum())
+        rd *= mapping.m_tiles
+    if out_rlc is not None:
+        y = ofmap if ofmap is not None else synthetic(
+            (layer.N, layer.M, layer.E, layer.F),
+            zero_fraction if out_zero_fraction is None else out_zero_fraction)
+        wr = int(row_words(np.asarray(y), params).sum())
+    return rd, wr
+
+
 def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
-             zero_fraction: float = 0.0, per_pass: bool = False) -> Perf:
+             zero_fraction: float = 0.0, per_pass: bool = False, in_rlc=None, out_rlc=None,
+             ofmap=None, out_zero_fraction: float | None = None) -> Perf:
     """Counters of ``mapping`` run on an accelerator with its parameters.
 
     MACs, gated MACs, filter scratchpad reads and psum scratchpad traffic depend on which
@@ -591,6 +711,11 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
     padding, channels beyond C/groups and rows outside the ifmap are always zeros (gated).
     All other counters do not depend on the data. ``per_pass=True`` also fills
     :attr:`Perf.per_pass`.
+
+    ``in_rlc`` / ``out_rlc`` (gen/compress.py layouts): the input / output crosses DRAM run-
+    length coded; its DRAM words then depend on the data: counted from ``ifmap`` / ``ofmap``
+    when given, else from synthetic data with ``zero_fraction`` / ``out_zero_fraction``
+    zeros (per-pass rows then leave out the compressed data words).
     """
     layer, params = mapping.layer, mapping.params
     if ifmap is not None:
@@ -609,16 +734,23 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
     nz_slots, nz_first, nz_last = _window_sums(mapping, nz)
 
     totals = dict.fromkeys(COUNTERS, 0)
-    for d, mult in _pass_classes(mapping):
+    for d, mult in _pass_classes(mapping, in_rlc, out_rlc):
         for name, v in pass_counts(d, perf, params).items():
             if name in totals:
                 totals[name] += mult * v
     # Cycles depend on the order of the passes (the loader works one pass ahead).
-    totals.update(timeline((d for _, d in pass_plan(mapping)), perf, params))
+    totals.update(timeline((d for _, d in pass_plan(mapping, in_rlc=in_rlc, out_rlc=out_rlc)),
+                           perf, params))
+    if in_rlc is not None or out_rlc is not None:
+        rd, wr = _rlc_data_words(mapping, in_rlc, out_rlc, ifmap, ofmap, zero_fraction,
+                                 out_zero_fraction)
+        totals["dram_read_words"] += rd
+        totals["dram_write_words"] += wr
     # The classes were counted as if every slot were zero. The data terms of pass_counts are
     # linear in the three sums and scale with p and q*S only, which all passes share; every
     # m-tile sees the same ifmap. So add (counts with the sums - counts without) once.
-    d0 = pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0)
+    d0 = pass_descriptor(mapping, 0, 0, 0, e_chunks(layer, mapping.ncols)[0], 0,
+                         in_rlc=in_rlc, out_rlc=out_rlc)
     data = pass_counts(d0, perf, params, nz_slots=nz_slots.sum().item(),
                        nz_first=nz_first.sum().item(), nz_last=nz_last.sum().item())
     zero = pass_counts(d0, perf, params)
@@ -629,7 +761,7 @@ def estimate(mapping, *, ifmap=None, perf: PerfConfig = PerfConfig(),
                   word_bytes=params.dram_width // 8, zero_fraction=zf)
     if per_pass:
         rows = []
-        for key, d in pass_plan(mapping):
+        for key, d in pass_plan(mapping, in_rlc=in_rlc, out_rlc=out_rlc):
             idx = (key.n, key.group, key.ctile, key.echunk)
             c = pass_counts(d, perf, params, nz_slots=nz_slots[idx].item(),
                             nz_first=nz_first[idx].item(), nz_last=nz_last[idx].item())

@@ -247,13 +247,16 @@ class PassPlanner:
 
 
 def pass_descriptor(mapping, n: int, group: int, mtile: int, chunk: Chunk, ctile: int, *,
-                    in_base: int = 0, filt_base: int = 0, out_base: int = 0) -> PassDescriptor:
+                    in_base: int = 0, filt_base: int = 0, out_base: int = 0,
+                    in_rlc: RLCLayout | None = None,
+                    out_rlc: RLCLayout | None = None) -> PassDescriptor:
     """The descriptor of pass (n, group, m-tile, e-chunk, c-tile), every field as
     hw/descriptor.py defines it: ``e0`` = the chunk's first ofmap row, ``h_first = e0*stride
     - pad``, ``row_lo``/``row_hi`` clamp the chunk's ifmap rows to the ifmap, ``nch_valid``
     counts the c-tile's real channels, ``p_valid`` the m-tile's real filters, and the DRAM
     addresses follow the layout of :func:`dram_layout`."""
-    planner = PassPlanner(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base)
+    planner = PassPlanner(mapping, in_base=in_base, filt_base=filt_base, out_base=out_base,
+                          in_rlc=in_rlc, out_rlc=out_rlc)
     return planner.descriptor(n, group, mtile, chunk, ctile)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.params import AcceleratorParams
+from hw.params import AcceleratorParams, dram_word_interval
 from hw.top import TOP_COUNTERS
 
 from .emit import cached_verilog
@@ -67,13 +67,36 @@ class _Progress:
 
 def _first_mismatch(program, output_words, golden) -> dict | None:
     """Coordinates and values of the first output that differs from the golden model."""
-    got = program.output([0] * program.out_base + list(output_words))
+    try:
+        got = program.output([0] * program.out_base + list(output_words))
+    except ValueError as e:     # a compressed region that does not even decode
+        return {"undecodable": str(e)}
     bad = np.argwhere(got != golden)
     if not len(bad):
         return None
     n, m, e, f = (int(v) for v in bad[0])
     return {"n": n, "m": m, "e": e, "f": f, "got": int(got[n, m, e, f]),
             "expected": int(golden[n, m, e, f]), "count": int(len(bad))}
+
+
+def compression_report(ofmap: np.ndarray, layout, params: AcceleratorParams) -> dict:
+    """How an ofmap compresses: raw and RLC bytes (data, and with the row index), the ratio
+    raw / RLC, and the RLC data bits over the entropy bound of its (run, level) pairs."""
+    from .compress import entropy_bits, row_words
+    raw_words = int(np.prod(ofmap.shape[:3])) * -(-ofmap.shape[3] // params.lanes)
+    wb = params.dram_width // 8
+    out = {"raw_bytes": raw_words * wb}
+    if layout is None:
+        return out
+    data = int(row_words(ofmap, params).sum())
+    index = layout.N * layout.C * -(-layout.H // layout.ncw) * layout.wpg
+    entropy = entropy_bits(ofmap, params)
+    out.update(rlc_data_bytes=data * wb, rlc_index_bytes=index * wb,
+               rlc_bytes=(data + index) * wb,
+               compression_ratio=round(raw_words / (data + index), 4),
+               entropy_bits=round(entropy, 1),
+               entropy_ratio=round(data * params.rlc_word_bits / entropy, 4) if entropy else None)
+    return out
 
 
 def _compare(rtl: dict, model: dict) -> dict:
@@ -96,6 +119,7 @@ def layer_data(layer: ConvLayer, params: AcceleratorParams, seed: int):
 def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "rs",
               sim: str = "verilator", seed: int = 0, stall_prob: float = 0.0,
               dram_latency: int = 16, cache: Path = CACHE, waves: bool = False,
+              dram_bytes_per_cycle: float | None = None,
               progress=None) -> dict:
     """Simulate ``layer`` on the generated RTL; every output word is checked."""
     from tb.golden import conv2d_layer
@@ -110,7 +134,9 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
     golden = conv2d_layer(x, w, stride=layer.stride, pad=layer.pad, groups=layer.groups,
                           shift=shift, out_width=params.data_width, relu=layer.relu)
     expected = pack_activations(golden, params)
-    perf = estimate(mapping, ifmap=x, perf=PerfConfig(dram_latency=dram_latency))
+    interval = dram_word_interval(params.dram_width, dram_bytes_per_cycle)
+    perf = estimate(mapping, ifmap=x, perf=PerfConfig(dram_latency=dram_latency,
+                                                      dram_word_interval=interval))
     model = perf.counters()
     say(f"{layer.name}: {mapping.describe()}; {len(program.descriptors)} passes, model "
         f"{model['cycles']} cycles")
@@ -123,6 +149,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
             dram=program.dram, out_base=program.out_base, out_words=program.out_words,
             expected=expected, sim=sim, work=verilog.parent / "sim",
             dram_latency=dram_latency, stall_prob=stall_prob, seed=seed,
+            dram_word_interval=interval,
             cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
             progress_path=watch.path if progress else None)
 
@@ -157,6 +184,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "model_counters": model,
         "stall_prob": stall_prob,
         "dram_latency": dram_latency,
+        "dram_bytes_per_cycle": dram_bytes_per_cycle, "dram_word_interval": interval,
         "seed": seed,
         "error_code": res.get("error_code"),
         "first_mismatch": mismatch,
@@ -183,15 +211,17 @@ def calibrate_shift(acc: np.ndarray, data_width: int) -> int:
 def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
                 sim: str = "verilator", seed: int = 0,
                 stall_prob: float = 0.0, dram_latency: int = 16, cache: Path = CACHE,
-                waves: bool = False, progress=None) -> dict:
+                waves: bool = False, progress=None, rlc: bool = True,
+                dram_bytes_per_cycle: float | None = None) -> dict:
     """Consecutive layers in one program: each reads the previous layer's output from DRAM;
-    every layer's output region is compared with the golden model's."""
+    every layer's output region is compared with the golden model's. With ``rlc`` every
+    output is written run-length coded and every input but the first read that way."""
     import dataclasses
 
     from tb.golden import conv2d, requantize
     from tb.top_regression import run_program_bench
 
-    from .program import build_network, check_chain
+    from .program import build_network, check_chain, encode_tensor
     from .perf import timeline
 
     check_chain(layers)     # before any golden convolution of a network that cannot run
@@ -213,16 +243,21 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
         goldens.append(out)
         x = out
     mappings = [map_layer(layer, params, dataflow) for layer in calibrated]
-    net = build_network(mappings, x0, weights)
-    perf = PerfConfig(dram_latency=dram_latency)
-    per_layer = [estimate(m, ifmap=xi, perf=perf) for m, xi in zip(mappings, inputs)]
+    net = build_network(mappings, x0, weights, rlc=rlc)
+    interval = dram_word_interval(params.dram_width, dram_bytes_per_cycle)
+    perf = PerfConfig(dram_latency=dram_latency, dram_word_interval=interval)
+    per_layer = [estimate(m, ifmap=xi, perf=perf, in_rlc=prog.in_rlc, out_rlc=prog.out_rlc,
+                          ofmap=g)
+                 for m, xi, prog, g in zip(mappings, inputs, net.programs, goldens)]
     model = {k: sum(p.counters()[k] for p in per_layer) for k in per_layer[0].counters()}
     model.update(timeline(net.descriptors, perf, params))
     say(f"{len(layers)} layers, {len(net.descriptors)} passes, model {model['cycles']:,} cycles")
 
-    checks = [{"base": prog.out_base, "words": len(pack_activations(g, params)),
-               "expected": pack_activations(g, params)}
-              for prog, g in zip(net.programs, goldens)]
+    checks = []
+    for prog, g in zip(net.programs, goldens):
+        expected = encode_tensor(g, prog.out_rlc, params) if prog.out_rlc is not None \
+            else pack_activations(g, params)
+        checks.append({"base": prog.out_base, "words": len(expected), "expected": expected})
     verilog = cached_verilog(params, "rowstat_top", cache)
     say(f"[{sim}] building (cached per design) and simulating {verilog.parent.name} ...")
     with _Progress(verilog.parent, say, sim, time.monotonic()) as watch:
@@ -231,6 +266,7 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
             dram=net.dram, out_base=checks[-1]["base"], out_words=checks[-1]["words"],
             expected=checks[-1]["expected"], sim=sim, work=verilog.parent / "sim",
             dram_latency=dram_latency, stall_prob=stall_prob, seed=seed,
+            dram_word_interval=interval,
             cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
             progress_path=watch.path if progress else None, checks=checks)
     rtl = res.get("counters", {})
@@ -245,11 +281,15 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
                "output_zero_fraction": float((g == 0).mean())}
         if k < len(regions) and not regions[k]["match"]:
             row["first_mismatch"] = _first_mismatch(prog, regions[k]["output"], g)
+        row.update(dram_read_bytes=p.dram_read_bytes, dram_write_bytes=p.dram_write_bytes)
+        row.update(compression_report(g, prog.out_rlc, params))
         layer_rows.append(row)
     diffs = _compare(rtl, model)
     cycles = rtl.get("cycles", 0)
     macs = sum(layer.macs for layer in calibrated)
     return {
+        "rlc": rlc, "overlap_cycles": rtl.get("overlap_cycles", 0),
+        "dma_stall_cycles": rtl.get("dma_stall_cycles", 0),
         "match": bool(res.get("passed")) and all(r["match"] for r in layer_rows),
         "sim": sim, "preset": params.name, "layers": layer_rows,
         "passes": len(net.descriptors), "cycles": cycles, "macs": macs,
@@ -259,7 +299,8 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
         "rtl_counters": rtl, "model_counters": model,
         "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
         "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
-        "stall_prob": stall_prob, "dram_latency": dram_latency, "seed": seed,
+        "stall_prob": stall_prob, "dram_latency": dram_latency,
+        "dram_bytes_per_cycle": dram_bytes_per_cycle, "dram_word_interval": interval, "seed": seed,
         "build_seconds": round(res.get("build_seconds", 0.0), 2),
         "sim_seconds": round(res.get("sim_seconds", 0.0), 2),
         "wall_seconds": round(time.monotonic() - t0, 2), "log": res.get("log"),

@@ -230,6 +230,16 @@ def _net(prefix: str, rows: list[tuple]) -> tuple[ConvLayer, ...]:
     return tuple(layers)
 
 
+def _separable(blocks: list[tuple[int, int, int, int]]) -> list[tuple]:
+    """Rows of depthwise-separable blocks (C in, M out, H in, stride of the depthwise 3x3):
+    ``dwK`` (C -> C, groups = C) then ``pwK`` (1x1, C -> M) on the depthwise output."""
+    rows = []
+    for k, (C, M, H, stride) in enumerate(blocks, start=1):
+        rows.append((f"dw{k}", C, C, H, 3, stride, 1, C))
+        rows.append((f"pw{k}", C, M, (H + 2 - 3) // stride + 1, 1, 1, 0, 1))
+    return rows
+
+
 NETWORKS: dict[str, tuple[ConvLayer, ...]] = {
     # LeNet-5 (LeCun et al. 1998) end to end on a 32x32 input. Its subsampling layers S2 and
     # S4 (a trainable coefficient times each 2x2 sum) are depthwise 2x2 convolutions with
@@ -288,6 +298,19 @@ NETWORKS: dict[str, tuple[ConvLayer, ...]] = {
         ("res3a_branch1", 256, 512, 56, 1, 2, 0, 1, False),
         ("res4a_branch2b", 256, 256, 14, 3, 1, 1, 1),
         ("res5a_branch2b", 512, 512, 7, 3, 1, 1, 1),
+    ]),
+    # MobileNet v1 1.0 at 224 x 224 (Howard et al. 2017, Table 1): a full 3x3 convolution,
+    # then 13 depthwise-separable blocks -- a depthwise 3x3 (groups = C: one filter per
+    # channel) and a pointwise 1x1 -- and the 1024 -> 1000 classifier as a 1x1 convolution on
+    # the 1x1 map the global average pool leaves (the pool itself is not a convolution and is
+    # left out). "Same" padding is pad = 1 for every 3x3. 568.7 M MACs in all (the paper's
+    # 569 M).
+    "mobilenet_v1": _net("mobilenet_v1", [
+        ("conv1", 3, 32, 224, 3, 2, 1, 1),
+        *_separable([(32, 64, 112, 1), (64, 128, 112, 2), (128, 128, 56, 1),
+                     (128, 256, 56, 2), (256, 256, 28, 1), (256, 512, 28, 2),
+                     *[(512, 512, 14, 1)] * 5, (512, 1024, 14, 2), (1024, 1024, 7, 1)]),
+        ("fc", 1024, 1000, 1, 1, 1, 0, 1, False),
     ]),
 }
 

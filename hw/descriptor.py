@@ -307,10 +307,10 @@ class PassDescriptor:
             return E.WRITEBACK, (f"p_valid = {d.p_valid}, out_row_words = {d.out_row_words}, "
                                  f"shift = {d.shift}: allowed 1..filters, ceil(out_width / "
                                  f"{L}), 0..{p.psum_width - 1}")
-        entries = p.dram_width // 16
-        if (self.in_rlc or self.out_rlc) and p.rlc_word_bits != p.dram_width:
+        entries = max(1, p.dram_width // 16)
+        if (self.in_rlc or self.out_rlc) and not (p.rlc_word_bits == p.dram_width >= 16):
             return E.RLC, (f"rlc_word_bits = {p.rlc_word_bits} must equal dram_width = "
-                           f"{p.dram_width} for compressed transport")
+                           f"{p.dram_width} (>= 16) for compressed transport")
         if self.in_rlc and self.in_burst and not (
                 1 <= d.in_idx_len <= 255 and d.in_lane_a < entries and d.in_lane_b < entries):
             return E.RLC, (f"in_idx_len = {d.in_idx_len}, in_lane_a = {d.in_lane_a}, "

@@ -17,7 +17,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "preset", "load_toml", "dump_toml"]
+__all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "preset", "load_toml", "dump_toml",
+           "dram_word_interval"]
 
 
 DATAFLOWS = ("rs", "ws", "os")
@@ -256,6 +257,29 @@ PRESETS: dict[str, AcceleratorParams] = {
         counter_width=48, clock_mhz=200,
     ),
 }
+
+
+def dram_word_interval(dram_width: int, bytes_per_cycle: float | None) -> int:
+    """Cycles per DRAM word on each port for a DRAM that moves ``bytes_per_cycle`` bytes per
+    core cycle (None: as fast as the port, one word per cycle). A DRAM slower than the port
+    must move a whole word in a whole number of cycles (e.g. 4, 2 or 1 bytes per cycle for
+    a 64-bit port)."""
+    if bytes_per_cycle is None:
+        return 1
+    word = dram_width // 8
+    if isinstance(bytes_per_cycle, bool) or not isinstance(bytes_per_cycle, (int, float)) \
+            or not bytes_per_cycle > 0:
+        raise ValueError(f"DRAM bandwidth = {bytes_per_cycle!r} bytes per cycle is out of "
+                         f"range: allowed > 0")
+    if bytes_per_cycle >= word:
+        return 1
+    k = word / bytes_per_cycle
+    if abs(k - round(k)) > 1e-9:
+        allowed = ", ".join(f"{word / n:g}" for n in range(1, 9) if word % n == 0)
+        raise ValueError(f"DRAM bandwidth = {bytes_per_cycle:g} bytes per cycle is invalid "
+                         f"for a {dram_width}-bit port: allowed >= {word} or a whole number "
+                         f"of cycles per word ({allowed}, ...)")
+    return int(round(k))
 
 
 def preset(name: str) -> AcceleratorParams:

@@ -47,6 +47,7 @@ from amaranth.lib.wiring import In, Out
 from .array import PEArray
 from .descriptor import ADDR_BITS, COUNT_BITS, DATAFLOW_CODES, DescError, descriptor_layout
 from .params import AcceleratorParams
+from .rlc import RLCDecoder, RLCEncoder
 
 __all__ = ["Accelerator", "TOP_COUNTERS", "dma_request_layout"]
 
@@ -81,6 +82,8 @@ class _Load(enum.Enum, shape=3):
     DMA_FILT = 3
     DMA_IN = 4
     READY = 5         # loaded; handed to the executor as soon as it is idle
+    IDX = 6           # compressed input: the channel's row-index burst
+    RDATA = 7         # compressed input: the channel's rows through the RLC decoder
 
 
 class _Exec(enum.Enum, shape=3):
@@ -166,6 +169,9 @@ class Accelerator(wiring.Component):
 
         # ---- the descriptor check -------------------------------------------------------
         # Same rules as PassDescriptor.error(), in the same order.
+        n_idx = max(1, p.dram_width // 16)   # row-index entries per DRAM word
+        # Compressed transport needs RLC words as wide as DRAM words (and 16-bit entries).
+        has_rlc = p.rlc_word_bits == p.dram_width and p.dram_width >= 16
         if L & (L - 1):
             raise ValueError(f"lanes = {L} must be a power of two (dram_width / data_width)")
 
@@ -224,6 +230,12 @@ class Accelerator(wiring.Component):
                     (dl.out_row_words != (dl.out_width + L - 1) // L) |
                     (dl.shift >= pw)):
             m.d.comb += err.eq(DescError.WRITEBACK)
+        with m.Elif((dl.in_rlc | dl.out_rlc) & (not has_rlc)):
+            m.d.comb += err.eq(DescError.RLC)
+        with m.Elif(dl.in_rlc & (dl.in_burst != 0) &
+                    ((dl.in_idx_len == 0) | (dl.in_lane_a >= n_idx) |
+                     (dl.in_lane_b >= n_idx))):
+            m.d.comb += err.eq(DescError.RLC)
         with m.Else():
             m.d.comb += err.eq(DescError.NONE)
 
@@ -248,19 +260,97 @@ class Accelerator(wiring.Component):
                 m.d.sync += rd_phase.eq(1)
             with m.Else():
                 count("dram_rd_stall", 1)
+        # Modes: 0 raw words into the global buffer; 1 the row index of a compressed
+        # channel (the start entry from the first beat, the end entry from the last);
+        # 2 the compressed rows into the RLC decoder.
+        rd_mode = Signal(2)
+        go_mode = Signal(2)
+        idx_start = Signal(16)
+        idx_end = Signal(16)
+        rd_first = Signal()
+        dec_take = Signal()                  # mode 2: the decoder (or the drain) takes a beat
+        with m.If(rd_go):
+            m.d.sync += [rd_mode.eq(go_mode), rd_first.eq(1)]
+        idx_lanes = Array(self.rd_data.payload[16 * e:16 * (e + 1)] for e in range(n_idx))
         with m.If(rd_busy & rd_phase):
-            m.d.comb += [self.rd_data.ready.eq(1),
-                         glb_w.addr.eq(rd_dst + Mux(lbuf, half, 0)),
-                         glb_w.data.eq(self.rd_data.payload),
-                         glb_w.en.eq(self.rd_data.valid)]
-            with m.If(self.rd_data.valid):
-                count("glb_writes", 1)
+            with m.Switch(rd_mode):
+                with m.Case(0):
+                    m.d.comb += [self.rd_data.ready.eq(1),
+                                 glb_w.addr.eq(rd_dst + Mux(lbuf, half, 0)),
+                                 glb_w.data.eq(self.rd_data.payload),
+                                 glb_w.en.eq(self.rd_data.valid)]
+                    with m.If(self.rd_data.valid):
+                        count("glb_writes", 1)
+                with m.Case(1):
+                    m.d.comb += self.rd_data.ready.eq(1)
+                    with m.If(self.rd_data.valid):
+                        m.d.sync += rd_first.eq(0)
+                        with m.If(rd_first):
+                            m.d.sync += idx_start.eq(idx_lanes[dl.in_lane_a])
+                        with m.If(rd_left == 1):
+                            m.d.sync += idx_end.eq(idx_lanes[dl.in_lane_b])
+                with m.Case(2):
+                    m.d.comb += self.rd_data.ready.eq(dec_take)
+            with m.If(self.rd_data.valid & self.rd_data.ready):
                 count("dram_read_words", 1)
                 m.d.sync += [rd_dst.eq(rd_dst + 1), rd_left.eq(rd_left - 1)]
                 with m.If(rd_left == 1):
                     m.d.sync += rd_busy.eq(0)
-            with m.Else():
+            with m.Elif(~self.rd_data.valid & ((rd_mode != 2) | dec_take)):
                 count("dram_rd_stall", 1)
+
+        # ---- RLC decoder and packer: compressed rows -> global-buffer words --------------
+        rows_left = Signal(12)               # rows of the channel not yet started
+        v_left = Signal(range(4097))         # values of the current row not yet out
+        pk_dst = Signal(range(p.glb_words + 1))
+        pk_lane = Signal(range(L))
+        pk = Signal(data.ArrayLayout(signed(dw), L))
+        k_idx = Signal(ADDR_BITS)
+        rows_done = Signal()
+        if has_rlc:
+            m.submodules.rlc_dec = dec = RLCDecoder.from_params(p)
+            in_rdata = lstate == _Load.RDATA
+            row_go = Signal()
+            drain = Signal()
+            dec_failed = Signal()
+            m.d.comb += [
+                rows_done.eq((rows_left == 0) & (v_left == 0) & ~dec.busy),
+                dec_failed.eq(in_rdata & dec.error & ~dec.busy),
+                drain.eq(in_rdata & (rows_done | dec_failed)),
+                row_go.eq(in_rdata & ~dec.busy & (v_left == 0) & (rows_left != 0) & ~drain),
+                dec.count.eq(dl.in_width), dec.start.eq(row_go),
+            ]
+            # The burst's beats feed the decoder; once the burst is over, a bare last-word
+            # flag stops a decoder that still wants words (a short burst) with an error.
+            burst_on = rd_busy & rd_phase & (rd_mode == 2)
+            m.d.comb += [
+                dec.i.valid.eq(Mux(burst_on, self.rd_data.valid & ~drain, in_rdata & ~rd_busy)),
+                dec.i.payload.eq(Mux(burst_on, self.rd_data.payload, 1 << (p.dram_width - 1))),
+                dec_take.eq(drain | dec.i.ready),
+            ]
+            with m.If(row_go):
+                m.d.sync += [v_left.eq(dl.in_width), rows_left.eq(rows_left - 1)]
+            with m.If(dec_failed | (drain & burst_on & self.rd_data.valid)):
+                # words that do not decode to the tile's rows: report, drain, go on
+                m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC),
+                             rows_left.eq(0), v_left.eq(0)]
+            m.d.comb += dec.o.ready.eq(1)
+            with m.If(dec.o.valid):
+                value = dec.o.payload
+                m.d.sync += v_left.eq(v_left - 1)
+                for lane in range(L):
+                    with m.If(pk_lane == lane):
+                        m.d.sync += pk[lane].eq(value)
+                with m.If((pk_lane == L - 1) | (v_left == 1)):
+                    word = Cat(*[Mux(pk_lane == lane, value,
+                                     Mux(pk_lane > lane, pk[lane], 0))[:dw]
+                                 for lane in range(L)])
+                    m.d.comb += [glb_w.addr.eq(pk_dst + Mux(lbuf, half, 0)),
+                                 glb_w.data.eq(word), glb_w.en.eq(1)]
+                    count("glb_writes", 1)
+                    m.d.sync += [pk_dst.eq(pk_dst + 1), pk_lane.eq(0)]
+                with m.Else():
+                    m.d.sync += pk_lane.eq(pk_lane + 1)
 
         # ---- array programming (held for the whole pass) --------------------------------
         pe_cfg = array.cfg
@@ -561,11 +651,122 @@ class Accelerator(wiring.Component):
                 m.d.sync += [beat.eq(full), beat_valid.eq(1)]
         m.d.comb += wb_last_x.eq(d.out_row_words * L - 1)
 
+        # ---- compressed write-back: psum buffer -> requantize -> RLC encoder -> DRAM -----
+        # Per filter f < p_valid: each row j < ncols through the encoder, every word its own
+        # one-word write at the filter plane's running offset; then the rows' ends as one
+        # index burst (gen/compress.py). Offsets carry over between the passes of a plane.
+        c_phase = Signal(2)                  # 0 row start, 1 row, 2 index request, 3 index data
+        c_f = Signal(8)
+        c_j = Signal(range(cols + 1))
+        c_x = Signal(range(4097))
+        c_pa = Signal(range(p.psum_buf_depth + 256))
+        c_rv = Signal()                      # a requantized value waits for the encoder
+        c_off = Signal(16)
+        c_daddr = Signal(ADDR_BITS)
+        c_iaddr = Signal(ADDR_BITS)
+        c_i = Signal(8)
+        offs = Array(Signal(16, name=f"rlc_off{f}") for f in range(p.psum_spad_depth))
+        ends = Array(Signal(16, name=f"rlc_end{j}") for j in range(cols))
+        a_valid = Signal()
+        a_addr = Signal(ADDR_BITS)
+        a_word = Signal(p.dram_width)
+        e_bits = max(0, n_idx.bit_length() - 1)
+        nidx = Signal(8)
+        m.d.comb += nidx.eq((d.ncols + n_idx - 1) >> e_bits)
+        c_start = Signal()                   # WRITEBACK entered for a compressed pass
+        if has_rlc:
+            m.submodules.rlc_enc = enc = RLCEncoder.from_params(p)
+            c_on = (xstate == _Exec.WRITEBACK) & d.out_rlc
+            issue = Signal()
+            m.d.comb += [
+                enc.count.eq(d.out_width),
+                enc.i.valid.eq(c_rv), enc.i.payload.eq(sat),
+                issue.eq(c_on & (c_phase == 1) & (c_x != d.out_width) &
+                         (~c_rv | enc.i.ready)),
+                ]
+            idx_req_on = c_on & (c_phase == 2) & ~a_valid
+            with m.If(d.out_rlc):
+                m.d.comb += [wb_ren.eq(issue), wb_raddr.eq(c_pa)]
+            with m.If(issue):
+                m.d.sync += [c_x.eq(c_x + 1), c_pa.eq(c_pa + d.filters), c_rv.eq(1)]
+            with m.Elif(enc.i.ready):
+                m.d.sync += c_rv.eq(0)
+            # One word stage: its request and its beat go in the same cycle (the beat waits
+            # for the request, never the other way round), so words leave at one per cycle.
+            a_req_done = Signal()
+            beat_go = Signal()
+            m.d.comb += beat_go.eq(self.wr_data.valid & self.wr_data.ready)
+            m.d.comb += enc.o.ready.eq(~a_valid | beat_go)
+            with m.If(enc.o.valid & enc.o.ready):
+                m.d.sync += [a_valid.eq(1), a_word.eq(enc.o.payload),
+                             a_addr.eq(c_daddr + c_off), c_off.eq(c_off + 1)]
+            with m.Elif(beat_go & (c_phase != 3)):
+                m.d.sync += a_valid.eq(0)
+            with m.If(c_on & (c_phase != 3) & ~idx_req_on):
+                m.d.comb += [self.wr_req.valid.eq(a_valid & ~a_req_done),
+                             self.wr_req.payload.addr.eq(a_addr),
+                             self.wr_req.payload.len.eq(1),
+                             self.wr_data.valid.eq(a_valid & (a_req_done | self.wr_req.ready)),
+                             self.wr_data.payload.eq(a_word)]
+                with m.If(self.wr_req.valid & self.wr_req.ready):
+                    m.d.sync += a_req_done.eq(1)
+                with m.If(beat_go):
+                    m.d.sync += a_req_done.eq(0)
+                    count("dram_write_words", 1)
+                count("dram_wr_stall", a_valid & ~beat_go)
+            with m.If(idx_req_on):
+                m.d.comb += [self.wr_req.valid.eq(1), self.wr_req.payload.addr.eq(c_iaddr),
+                             self.wr_req.payload.len.eq(nidx)]
+                count("dram_wr_stall", ~self.wr_req.ready)
+            with m.If(c_on & (c_phase == 3)):
+                entries = []
+                for e in range(n_idx):
+                    k = Signal(8, name=f"rlc_idx_k{e}")
+                    m.d.comb += k.eq((c_i << e_bits) + e)
+                    entries.append(Mux(k < d.ncols, ends[k], 0))
+                m.d.comb += [self.wr_data.valid.eq(1), self.wr_data.payload.eq(Cat(*entries))]
+                with m.If(self.wr_data.ready):
+                    count("dram_write_words", 1)
+                with m.Else():
+                    count("dram_wr_stall", 1)
+            with m.If(c_start):
+                m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0), c_rv.eq(0),
+                             a_valid.eq(0), a_req_done.eq(0),
+                             c_off.eq(Mux(d.out_first, 0, offs[0])),
+                             c_daddr.eq(d.out_dram), c_iaddr.eq(d.out_idx)]
+            with m.If(c_on):
+                with m.Switch(c_phase):
+                    with m.Case(0):
+                        m.d.comb += enc.start.eq(~enc.busy)
+                        with m.If(~enc.busy):
+                            m.d.sync += [c_x.eq(0), c_pa.eq(c_f), c_phase.eq(1)]
+                    with m.Case(1):
+                        with m.If((c_x == d.out_width) & ~c_rv & ~enc.busy):
+                            m.d.sync += ends[c_j].eq(c_off)
+                            with m.If(c_j == d.ncols - 1):
+                                m.d.sync += c_phase.eq(2)
+                            with m.Else():
+                                m.d.sync += [c_j.eq(c_j + 1), wb_col.eq(wb_col + 1),
+                                             c_phase.eq(0)]
+                    with m.Case(2):
+                        with m.If(idx_req_on & self.wr_req.ready):
+                            m.d.sync += [c_phase.eq(3), c_i.eq(0)]
+                    with m.Case(3):
+                        with m.If(self.wr_data.ready):
+                            m.d.sync += c_i.eq(c_i + 1)
+                            with m.If(c_i == nidx - 1):
+                                m.d.sync += [offs[c_f].eq(c_off), c_f.eq(c_f + 1),
+                                             c_j.eq(0), wb_col.eq(0), c_phase.eq(0),
+                                             c_off.eq(Mux(d.out_first, 0, offs[c_f + 1])),
+                                             c_daddr.eq(c_daddr + d.out_ch_stride),
+                                             c_iaddr.eq(c_iaddr + d.out_idx_stride)]
+
         # ---- the controller ---------------------------------------------------------------
         k_ch = Signal(12)                       # channel burst counter (DMA in)
         k_dram = Signal(ADDR_BITS)
         k_glb = Signal(range(p.glb_words * rows + 1))
-        loading = (lstate == _Load.DMA_FILT) | (lstate == _Load.DMA_IN)
+        loading = ((lstate == _Load.DMA_FILT) | (lstate == _Load.DMA_IN) |
+                   (lstate == _Load.IDX) | (lstate == _Load.RDATA))
         executing = ((xstate == _Exec.FLOAD) | (xstate == _Exec.COMPUTE) |
                      (xstate == _Exec.WRITEBACK))
         count("dma_in_cycles", loading)
@@ -597,7 +798,7 @@ class Accelerator(wiring.Component):
                 with m.If(~dl.sync | (xstate == _Exec.IDLE)):
                     m.d.comb += [rd_go.eq(1), go_addr.eq(dl.filt_dram),
                                  go_len.eq(dl.filt_words), go_dst.eq(dl.filt_glb)]
-                    m.d.sync += [k_ch.eq(0), k_dram.eq(dl.in_dram),
+                    m.d.sync += [k_ch.eq(0), k_dram.eq(dl.in_dram), k_idx.eq(dl.in_idx),
                                  k_glb.eq(dl.row_lo * dl.row_words), lstate.eq(_Load.DMA_FILT)]
             with m.Case(_Load.DMA_FILT):
                 with m.If(~rd_busy):
@@ -606,12 +807,35 @@ class Accelerator(wiring.Component):
                 with m.If(~rd_busy):
                     with m.If((k_ch == dl.nch_valid) | (dl.in_burst == 0)):
                         m.d.sync += lstate.eq(_Load.READY)
+                    with m.Elif(dl.in_rlc):
+                        m.d.comb += [rd_go.eq(1), go_addr.eq(k_idx), go_len.eq(dl.in_idx_len),
+                                     go_mode.eq(1)]
+                        m.d.sync += lstate.eq(_Load.IDX)
                     with m.Else():
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram), go_len.eq(dl.in_burst),
                                      go_dst.eq(k_glb)]
                         m.d.sync += [k_ch.eq(k_ch + 1),
                                      k_dram.eq(k_dram + dl.in_ch_stride),
                                      k_glb.eq(k_glb + dl.ch_words)]
+            with m.Case(_Load.IDX):
+                start = Mux(dl.in_a_zero, 0, idx_start)
+                next_channel = [k_ch.eq(k_ch + 1), k_dram.eq(k_dram + dl.in_ch_stride),
+                                k_glb.eq(k_glb + dl.ch_words), k_idx.eq(k_idx + dl.in_idx_stride),
+                                lstate.eq(_Load.DMA_IN)]
+                with m.If(~rd_busy):
+                    with m.If(idx_end <= start):
+                        # a corrupt index: no data burst, an error status, on to the next
+                        m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC)]
+                        m.d.sync += next_channel
+                    with m.Else():
+                        m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram + start),
+                                     go_len.eq(idx_end - start), go_mode.eq(2)]
+                        m.d.sync += [rows_left.eq(dl.row_hi - dl.row_lo), v_left.eq(0),
+                                     pk_dst.eq(k_glb), pk_lane.eq(0),
+                                     lstate.eq(_Load.RDATA)]
+            with m.Case(_Load.RDATA):
+                with m.If(~rd_busy & rows_done):
+                    m.d.sync += next_channel
             with m.Case(_Load.READY):
                 # hand the pass to the executor; the loader may take the next descriptor
                 with m.If(xstate == _Exec.IDLE):
@@ -639,7 +863,10 @@ class Accelerator(wiring.Component):
             with m.Case(_Exec.COMPUTE):
                 with m.If(g_done & ~o_valid & ~array.busy & writers_done):
                     m.d.sync += [g_run.eq(0), pin_run.eq(0), fl_run.eq(0)]
-                    with m.If(d.last):
+                    with m.If(d.last & d.out_rlc):
+                        m.d.comb += c_start.eq(1)
+                        m.d.sync += [xstate.eq(_Exec.WRITEBACK), wb_active.eq(1)]
+                    with m.Elif(d.last):
                         m.d.sync += [xstate.eq(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
                                      wb_fbase.eq(d.out_dram), wb_req_pending.eq(1),
@@ -648,7 +875,11 @@ class Accelerator(wiring.Component):
                         m.d.sync += xstate.eq(_Exec.DONE)
             with m.Case(_Exec.WRITEBACK):
                 row_idle = ~wb_req_pending & ~wb_issuing & ~s1_valid & ~beat_valid
-                with m.If(row_idle):
+                with m.If(d.out_rlc):
+                    with m.If((c_phase == 3) & self.wr_data.ready & (c_i == nidx - 1) &
+                              (c_f == d.p_valid - 1)):
+                        m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]
+                with m.Elif(row_idle):
                     last_col = wb_col == d.ncols - 1
                     with m.If(last_col & (wb_f == d.p_valid - 1)):
                         m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]

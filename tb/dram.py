@@ -25,6 +25,10 @@ Nominal timing (``stall_prob = 0``), which performance models may rely on
     * writes have no latency: a beat in cycle ``k`` is in :attr:`memory` at edge ``k``, and
       one beat is taken per cycle.
 
+Bandwidth: with ``word_interval = k > 1`` (a DRAM slower than the port: ``k`` cycles per
+word) a read beat is offered at least ``k`` cycles after the previous one was taken, and
+``wr_data`` is not ready for ``k - 1`` cycles after each write beat; requests are unaffected.
+
 With ``stall_prob = p > 0`` (all from the seeded ``rng``): each of ``rd_req``, ``wr_req`` and
 ``wr_data`` is not ready in a cycle with probability ``p``; every read request gets an extra
 latency drawn uniformly from ``0 .. 2 * read_latency``; before each read beat is offered the
@@ -85,7 +89,8 @@ class DramModel:
     """
 
     def __init__(self, dut, clk, *, words: list[int] | dict, width: int, read_latency: int = 16,
-                 rng: random.Random | None = None, stall_prob: float = 0.0, prefix: str = ""):
+                 rng: random.Random | None = None, stall_prob: float = 0.0, prefix: str = "",
+                 word_interval: int = 1):
         if not isinstance(width, int) or width <= 0:
             raise ValueError(f"width must be a positive integer, not {width!r}")
         if not isinstance(read_latency, int) or read_latency < 1:
@@ -102,6 +107,12 @@ class DramModel:
             self.memory[addr] = word
         self._width = width
         self._latency = read_latency
+        if isinstance(word_interval, bool) or not isinstance(word_interval, int) \
+                or word_interval < 1:
+            raise ValueError(f"word_interval must be an integer >= 1, not {word_interval!r}")
+        self._interval = word_interval       # cycles per word on each data port (bandwidth)
+        self._next_rd = 0                    # first cycle the next read beat may be offered
+        self._next_wr = 0                    # first cycle the next write beat may be taken
         self._rng = rng if rng is not None else random.Random(0)
         self._stall_prob = stall_prob
 
@@ -303,13 +314,14 @@ class DramModel:
             last = get_sim_time("step")
             take_rd_req = not self._stalled()
             take_wr_req = not self._stalled()
-            take_wr_data = not self._stalled()
+            take_wr_data = not self._stalled() and self.cycle >= self._next_wr
             rd_req.ready.value = int(take_rd_req)
             wr_req.ready.value = int(take_wr_req)
             wr_data.ready.value = int(take_wr_data)
             if self._offer is None and self._pending_reads:
                 head = self._pending_reads[0]
-                if head.ready_at <= self.cycle and not self._stalled():
+                if head.ready_at <= self.cycle and self.cycle >= self._next_rd \
+                        and not self._stalled():
                     addr = head.addr + head.beats
                     self._offer = (head, addr)
                     rd_data.payload.value = self.memory.get(addr, 0)
@@ -330,6 +342,7 @@ class DramModel:
                     self.uninitialised_reads.append(addr)
                 self.read_counts[addr] += 1
                 self.reads += 1
+                self._next_rd = self.cycle + self._interval
                 self._beat(request, self.cycle)
                 if request.done is not None:
                     self._pending_reads.popleft()
@@ -349,6 +362,7 @@ class DramModel:
                         self.memory[addr] = word
                     self.write_counts[addr] += 1
                     self.writes += 1
+                    self._next_wr = self.cycle + self._interval
                     self._beat(request, self.cycle)
                     if request.done is not None:
                         self._pending_writes.popleft()

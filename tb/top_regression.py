@@ -18,9 +18,11 @@ def run_program_bench(params: AcceleratorParams, verilog: Path, *, descriptors: 
                       sim: str, work: Path, dram_latency: int = 16, stall_prob: float = 0.0,
                       seed: int = 0, cycle_limit: int = 50_000_000, waves: bool = False,
                       progress_path: Path | None = None,
-                      checks: list[dict] | None = None) -> dict:
+                      checks: list[dict] | None = None, through_errors: bool = False,
+                      dram_word_interval: int = 1) -> dict:
     """``checks``: [{base, words, expected}] regions to compare (default: the one output
-    region ``out_base``/``out_words``/``expected``)."""
+    region ``out_base``/``out_words``/``expected``). ``through_errors``: keep running after
+    the error flag rises (a run-time error must not stop the passes), else stop there."""
     if not 0.0 <= stall_prob < 1.0:
         raise ValueError(f"stall_prob = {stall_prob} is out of range: allowed 0 <= p < 1")
     spec = {
@@ -30,7 +32,8 @@ def run_program_bench(params: AcceleratorParams, verilog: Path, *, descriptors: 
         "dram_latency": dram_latency, "stall_prob": stall_prob, "seed": seed,
         "cycle_limit": cycle_limit,
         "progress_path": str(progress_path) if progress_path else None,
-        "checks": checks,
+        "checks": checks, "through_errors": through_errors,
+        "dram_word_interval": dram_word_interval,
     }
     res = run_bench(sim=sim, verilog=[verilog], toplevel="rowstat_top", module="tb.bench_top",
                     spec=spec, work=work, waves=waves)

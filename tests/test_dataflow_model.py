@@ -195,3 +195,20 @@ def test_descriptor_checks_per_dataflow():
     o = build_program(map_layer(layer, TINY, "os"), x, w).descriptors[0]
     assert o.dataflow == 2 and o.active_rows == o.vgroups and o.error(TINY)[0] == DescError.NONE
     assert o.pqs == o.filters * o.chans * o.filt_rows * o.taps
+
+
+@pytest.mark.parametrize("flow", ["rs", "ws", "os"])
+def test_psum_forwarding_rules_follow_the_descriptors(flow):
+    """gen.energy's inter-PE psum words for each dataflow, counted pass by pass: every
+    psum-buffer write is a column's sum over its PE rows (RS, WS: vgroups*R rows; OS:
+    vgroups), all but one of which handed a word to another PE."""
+    from gen.energy import psum_forward_words
+    layer = parse_layer("C=9,M=5,H=7,W=7,R=3,S=3,pad=1")
+    m = map_layer(layer, TINY, flow)
+    x, w = inputs(layer, 8, 4)
+    descs = build_program(m, x, w).descriptors
+    words = 0
+    for d in descs:
+        sums = d.ncols * d.out_width * d.filters * (d.pe_chans * d.taps if d.is_ws else 1)
+        words += sums * (d.active_rows - 1)
+    assert psum_forward_words(m, estimate(m, ifmap=x)) == words > 0

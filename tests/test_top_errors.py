@@ -10,7 +10,7 @@ import pytest
 
 from gen.emit import cached_verilog
 from gen.mapper import map_layer
-from gen.program import build_program
+from gen.program import build_network, build_program, encode_tensor
 from gen.run import CACHE
 from gen.workload import parse_layer
 from hw.descriptor import DescError
@@ -61,3 +61,48 @@ def test_bad_descriptors_set_error_codes(sim, good):
         assert r["error_code"] == code.value, (name, r["error_code"])
         assert r["passes_done"] == 0 and not r["timeout"], name
         assert r["counters"]["dram_read_words"] == 0, name   # nothing was loaded
+
+
+@pytest.fixture(scope="module")
+def compressed():
+    """Layer B of a two-layer chain, reading layer A's output compressed from DRAM."""
+    a = map_layer(parse_layer("C=2,M=3,H=6,W=6,R=3,S=3,pad=1"), TINY)
+    b = map_layer(parse_layer("C=3,M=2,H=6,W=6,R=3,S=3,pad=1"), TINY)
+    rng = np.random.default_rng(1)
+    x = random_activations(rng, (1, 2, 6, 6), width=8, zero_fraction=0.3)
+    ws = [random_weights(rng, (3, 2, 3, 3), width=8), random_weights(rng, (2, 3, 3, 3), width=8)]
+    net = build_network([a, b], x, ws, rlc=True)
+    mid = net.programs[1]
+    x1 = random_activations(rng, (1, 3, 6, 6), width=8, zero_fraction=0.5)
+    dram = list(net.dram)
+    dram[mid.in_base:mid.in_base + mid.in_rlc.total_words] = \
+        encode_tensor(x1, mid.in_rlc, TINY)
+    return mid, dram
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("corruption", ["index-zero", "index-long", "index-short"])
+def test_corrupt_compressed_input_sets_error_without_hang(sim, corruption, compressed):
+    """An RLC index that does not fit the stream: error RLC, the burst drained, every pass
+    still completes (the accelerator never waits for words that do not come)."""
+    prog, good = compressed
+    lay = prog.in_rlc
+    dram = list(good)
+    base = prog.in_base + lay.index(0, 0)
+    if corruption == "index-zero":          # every row ends at 0: end <= start
+        for k in range(lay.idx_words):
+            dram[base + k] = 0
+    else:                                   # the last row of channel 0 ends later / sooner
+        w, lane = lay.entry(lay.H - 1)
+        end = (dram[base + w] >> (16 * lane)) & 0xFFFF
+        new = end + 2 if corruption == "index-long" else end - 1
+        dram[base + w] = dram[base + w] & ~(0xFFFF << (16 * lane)) | (new << (16 * lane))
+    verilog = cached_verilog(TINY, "rowstat_top", CACHE)
+    r = run_program_bench(TINY, verilog, descriptors=[d.pack(TINY) for d in prog.descriptors],
+                          dram=dram, out_base=prog.out_base, out_words=prog.out_words,
+                          expected=[0] * prog.out_words, sim=sim,
+                          work=verilog.parent / "sim", cycle_limit=200_000,
+                          through_errors=True)
+    assert r.get("error") == 1, r.get("log")
+    assert r["error_code"] == DescError.RLC.value
+    assert r["passes_done"] == len(prog.descriptors) and not r["timeout"]
