@@ -274,67 +274,60 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
 @functools.lru_cache(maxsize=4096)
 def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) -> int:
     """OS: PE ``(s, j)`` takes the words of channel group ``s``, rows ``j*st .. j*st+R-1``
-    (``q*R`` words per column) and issues ``p*q*R*S`` slots per output. Before each output
-    but the first it reloads its filters: the loader streams the block again (one word per
-    cycle, word 0 of the first reload offered in cycle 1), lane ``l`` of group ``g`` to every
-    PE of row ``g*lanes + l``; a word is taken when all of them have finished the previous
-    output (they take ifmap words meanwhile). A PE's output step starts after its window,
-    its previous step and its reload. The psum chains drain as in RS.
+    (``q*R`` words per column) and issues ``p*q*R*S`` slots per output, all PEs in lockstep
+    (as in WS). Before each output but the first the PEs reload their filters: the loader
+    streams the block again (word 0 of the first reload offered in cycle 1, then one word per
+    cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
+    finished the previous output (they take ifmap words meanwhile). Output step ``x`` starts
+    the cycle after the last word any PE needs for it was taken, after step ``x-1`` and
+    after the last group's reload. The psum chains drain as in RS.
 
     The network's words of a column are replayed at once: word ``k`` is taken at ``t_k =
-    max(t_{k-1} + 1, b_k)`` (``b_k``: when all its targets have ring room), a running maximum.
+    max(t_{k-1} + 1, b_k)`` (``b_k``: when its targets have ring room), a running maximum.
     """
     P = p * q * R * S
     npe = vg * ncols
     s_of = np.repeat(np.arange(vg), ncols)          # PE id = s*ncols + j
     j_of = np.tile(np.arange(ncols), vg)
     groups = -(-vg // lanes)
-    grp = [np.flatnonzero(s_of // lanes == g) for g in range(groups)]
+    hit = np.zeros((vg, nrows), dtype=bool)         # (s, h) words that have targets
+    for i in range(R):
+        hit[s_of, j_of * st + i] = True
+    mask = np.tile(hit.ravel(), q)                  # for c: for s: for h
     last_idx = ((q - 1) * vg + s_of) * nrows + j_of * st + R - 1   # a PE's last word of a column
-    n = q * vg * nrows                              # words per column: for c: for s: for h
-    k = np.arange(1, n + 1)
-    E = np.zeros((npe, F), dtype=np.int64)          # last-slot issue cycle of each step
+    k = np.arange(1, q * vg * nrows + 1)
+    e = []                                          # last-slot issue cycle of each step
+    a, ts = 0, 0                                    # last word taken; reload stream
     lw = np.zeros(npe, dtype=np.int64)              # cycle each PE's last word was taken
-    a, nx, ts = 0, 0, 0                             # last word; steps known; reload stream
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         if need:
-            bsh = np.zeros((vg, nrows), dtype=np.int64)
-            v = E[:, need - 1] + 1
-            for i in range(R):
-                np.maximum.at(bsh, (s_of, j_of * st + i), v)
-            bound = np.tile(bsh.ravel(), q)
-            t = k + np.maximum.accumulate(np.maximum(bound - k, a))
+            b = np.where(mask, e[need - 1] + 1, 0)
+            t = k + np.maximum.accumulate(np.maximum(b - k, a))
         else:
             t = k + a
         a = int(t[-1])
         lw = t[last_idx]
-        if nx < F and nx * st + S - 1 == col:      # every PE's window of step nx is in
-            start = lw + 1
-            if nx:
-                rl = np.empty(npe, dtype=np.int64)
-                for g in grp:
-                    ready = int(E[g, nx - 1].max()) + 1
-                    ts = max(ts + 1, ready) + P - 1
-                    rl[g] = ts
-                start = np.maximum(start, np.maximum(E[:, nx - 1], rl) + 1)
-            E[:, nx] = start + P - 1
-            nx += 1
+        if len(e) < F and len(e) * st + S - 1 == col:   # every window of the step is in
+            start = int(lw.max()) + 1
+            if e:
+                for _ in range(groups):
+                    ts = max(ts + 1, e[-1] + 1) + P - 1
+                start = max(start, e[-1] + 1, ts + 1)
+            e.append(start + P - 1)
     z = a + 1
-    last = E[:, F - 1]
     for j in range(ncols):
         ov_prev = None
         out_valid = []
         for s in range(vg):
-            load = int(last[s * ncols + j]) + 3
+            load = e[-1] + 3
             if ov_prev is not None:
                 load = max(load, ov_prev)
             ov_prev = load + 1
             out_valid.append(ov_prev)
         top = vg - 1
         for s in range(vg):
-            pid = s * ncols + j
-            row_done = max(int(last[pid]) + 1, int(lw[pid]) + 1)
+            row_done = max(e[-1] + 1, int(lw[s * ncols + j]) + 1)
             emptied = out_valid[s] + 1 if s == top else out_valid[s + 1]
             z = max(z, max(row_done + 1, emptied) + 1)
         z = max(z, out_valid[top] + 1)

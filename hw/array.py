@@ -20,7 +20,8 @@ filter height: a PE then takes the ``fold`` ifmap rows ``col_id .. col_id + fold
 match instead of an equality; ``fold = 1`` is the RS match). WS raises every PE's ``go`` when
 all active PEs can issue (lockstep), and adds the products of each column's active PEs into
 ``ws_sum[j]`` (registered, valid in ``ws_valid``): the filter rows and channel groups of a
-column are summed in the array, not in any PE.
+column are summed in the array, not in any PE. OS issues in lockstep too (its PE rows reload
+their filters group after group; lockstep keeps a column's outputs together).
 
 Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
 the top keeps one counter per kind instead of one per PE.
@@ -194,14 +195,15 @@ class PEArray(wiring.Component):
                 self.psum_out[j].valid.eq(Array(pe.psum_out.valid for pe in col)[top]),
             ]
 
-        # ---- WS: lockstep issue and the column adders ------------------------------------
-        if "ws" in p.dataflows:
+        # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
+        if "ws" in p.dataflows or "os" in p.dataflows:
             go = Signal()
             m.d.comb += go.eq(Cat(*[~(row_on[r] & col_on[j]) | pes[r][j].can_issue
                                     for r in range(rows) for j in range(cols)]).all())
             for r in range(rows):
                 for j in range(cols):
                     m.d.comb += pes[r][j].go.eq(go)
+        if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):
                 m.d.sync += self.ws_sum[j].eq(_tree_sum(

@@ -48,7 +48,9 @@ Modes (``cfg.mode``; hardware for a mode exists only when the PE is built with i
   last slot of each output column but the last, the PE goes back to loading and takes the next
   ``p*q*S`` filter words (the same block again, streamed from the global buffer), accepting
   ifmap words into its ring meanwhile. ``q`` counts the "channels" the array feeds it (in the
-  accelerator, channels x filter rows).
+  accelerator, channels x filter rows). Slots issue under ``go`` as in WS: the PEs of a
+  column then finish their outputs together, and the psum chain never backs up into a PE
+  whose row group was reloaded before the rows above it.
 """
 
 from __future__ import annotations
@@ -219,9 +221,10 @@ class PE(wiring.Component):
             "psum_out": Out(stream.Signature(signed(psum_width))),
             "events":   Out(data.StructLayout({n: unsigned(1) for n in PE_COUNTERS})),
         }
+        if ws or os:
+            ports.update(go=In(1), can_issue=Out(1))
         if ws:
-            ports.update(go=In(1), can_issue=Out(1), product=Out(signed(2 * data_width)),
-                         product_valid=Out(1))
+            ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
         if counters:
             ports["counters"] = Out(data.StructLayout({n: unsigned(counter_width)
                                                        for n in PE_COUNTERS}))
@@ -373,10 +376,10 @@ class PE(wiring.Component):
         issue = Signal()
         ready = Signal()
         m.d.comb += ready.eq(in_run & ~x_all_issued & (wcol >= xs + cfg.taps))
-        if self._ws:
-            # WS: slots issue in lockstep across the array (go = all active PEs ready)
-            m.d.comb += [self.can_issue.eq(ready),
-                         issue.eq(ready & ~stall & (self.go | ~is_ws))]
+        if self._ws or self._os:
+            # WS, OS: slots issue in lockstep across the array (go = all active PEs ready)
+            m.d.comb += [self.can_issue.eq(ready & ~stall),
+                         issue.eq(ready & ~stall & (self.go | ~(is_ws | is_os)))]
         else:
             m.d.comb += issue.eq(ready & ~stall)
         first_f = f == 0

@@ -3,7 +3,8 @@
 WS: every MAC slot's product leaves on ``product`` in the PE's slot order (for x: for k: for f)
 and only while ``go`` is high (driven at random here, as the array's lockstep would); nothing
 touches the psum scratchpad. OS: the PE reloads its filters before every output column but the
-first, takes ifmap words meanwhile, and its psums equal RS's."""
+first, takes ifmap words meanwhile, issues only under ``go`` (lockstep, as in WS), and its
+psums equal RS's."""
 
 import dataclasses
 import random
@@ -138,7 +139,7 @@ def test_os_reloads_filters_for_every_output(tiny_pe, cfg):
                      psum_width=TINY.psum_width, zero_fraction=0.3)
     loads = 1 + cfg.rows * (cfg.out_width - 1)
     got, _, counters = _run(tiny_pe, cfg, case.filter_stream * loads, case, seed=cfg.taps,
-                            stall_prob=0.3, n_out=len(case.expected_stream))
+                            stall_prob=0.3, go_prob=0.7, n_out=len(case.expected_stream))
     assert got == case.expected_stream
     want = case.expected_counters()
     want.update(filter_writes=loads * cfg.filters * cfg.channels * cfg.taps)
