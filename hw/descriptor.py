@@ -57,11 +57,29 @@ RS; WS and OS keep phases 1, 2 and 4 and the ifmap network's word order, and cha
   ``s = r`` and PE ``(r, j)`` takes the ``filt_rows`` ifmap rows ``j*stride .. j*stride +
   filt_rows - 1`` (the ifmap network matches a row range), so it convolves ``chans*filt_rows``
   "channels" (``c*filt_rows + i``) of ``taps`` taps; the column sums only the channel groups.
-  Weights are not kept across outputs: after each output column ``x`` a PE drops its filters and
+  The PEs issue in lockstep, as in WS. Weights are not kept across outputs: after each output column ``x`` a PE drops its filters and
   the whole filter block is multicast again from the global buffer (``out_width`` times per
   pass, through a second global-buffer read port, while the ifmap network keeps streaming).
   Filter word ``g*pqs + idx`` then carries, in lane ``l``, word ``idx = (f*taps + tap)*chans*
   filt_rows + c*filt_rows + i`` of PE row ``g*LANES + l``, ``pqs = filters*chans*filt_rows*taps``.
+
+Compressed transport (gen/compress.py has the DRAM layout: per channel plane, rows packed as
+separate RLC streams from the plane's start, and a row index of 16-bit row ends):
+
+* ``in_rlc`` -- phase 1 reads each channel ``k < nch_valid`` as one index burst of
+  ``in_idx_len`` words at ``in_idx + k*in_idx_stride`` (the start offset is lane
+  ``in_lane_a`` of its first word, or 0 when ``in_a_zero``; the end offset lane
+  ``in_lane_b`` of its last word), then one data burst of ``end - start`` words at
+  ``in_dram + k*in_ch_stride + start`` through the RLC decoder: ``row_hi - row_lo`` rows of
+  ``in_width`` values each, packed into the global buffer exactly as the plain words would
+  be. An index or stream that does not give exactly those rows sets error ``RLC``; the burst
+  is drained and the pass completes (garbage in, no hang).
+* ``out_rlc`` -- phase 4 writes, for ``f < p_valid``, each row ``j < ncols`` through the RLC
+  encoder, word by word (one-word writes) at ``out_dram + f*out_ch_stride + off[f]``, where
+  the running offset ``off[f]`` starts at 0 when ``out_first`` (the plane's first e-chunk)
+  and else continues from the previous pass of that plane; then the rows' ends (16-bit, ``f``'s
+  offset after each row) as one burst of ``ceil(ncols / (dram_width/16))`` words at
+  ``out_idx + f*out_idx_stride``.
 
 DRAM and global-buffer addresses count ``dram_width``-bit words. Activations live in DRAM as
 ``[N][C][H][ceil(W/LANES)]`` words, so a layer's output is the next layer's input as it stands.

@@ -713,7 +713,17 @@ class Accelerator(wiring.Component):
                 with m.If(beat_go):
                     m.d.sync += a_req_done.eq(0)
                     count("dram_write_words", 1)
-                count("dram_wr_stall", a_valid & ~beat_go)
+            # Cycles the compressed write-back loses to DRAM: a value waits because the
+            # encoder's output is held by a word the DRAM has not taken, the row's last word
+            # waits for the same reason, or the index waits for the last data word.
+            # (Under c_on only: a counter's last update in a cycle wins, and the plain
+            # write-back counts its own stalls above.)
+            with m.If(c_on):
+                count("dram_wr_stall",
+                      ((c_phase == 1) & c_rv & ~enc.i.ready) |
+                      ((c_phase == 1) & (c_x == d.out_width) & ~c_rv & enc.o.valid &
+                       ~enc.o.ready) |
+                      ((c_phase == 2) & a_valid))
             with m.If(idx_req_on):
                 m.d.comb += [self.wr_req.valid.eq(1), self.wr_req.payload.addr.eq(c_iaddr),
                              self.wr_req.payload.len.eq(nidx)]
