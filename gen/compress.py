@@ -133,7 +133,9 @@ def encode_row(row, params: AcceleratorParams) -> list[int]:
 def decode_row(words, count: int, params: AcceleratorParams) -> tuple[np.ndarray, int]:
     """Decode ``count`` values from the front of ``words``: (values, words used).
 
-    Raises ValueError on a malformed stream (as the hardware decoder flags an error)."""
+    Raises ValueError on a malformed stream, as the hardware decoder flags an error: too few
+    words, a misplaced last-word flag, a pair overshooting ``count``, nonzero unused slots or
+    padding."""
     rb, dw, wb = _fmt(params)
     per = params.rlc_pairs_per_word
     pb = rb + dw
@@ -144,6 +146,7 @@ def decode_row(words, count: int, params: AcceleratorParams) -> tuple[np.ndarray
             raise ValueError(f"RLC stream ends after {len(out)} of {count} values")
         word = int(words[used])
         used += 1
+        rest = 0
         for k in range(per):
             pair = (word >> (k * pb)) & ((1 << pb) - 1)
             run, level = pair & ((1 << rb) - 1), pair >> rb
@@ -151,8 +154,11 @@ def decode_row(words, count: int, params: AcceleratorParams) -> tuple[np.ndarray
                 level -= 1 << dw
             out += [0] * run + [level]
             if len(out) >= count:
+                rest = word >> ((k + 1) * pb) & ((1 << (wb - 1 - (k + 1) * pb)) - 1)
                 break
-        if len(out) > count or (len(out) == count) != bool(word >> (wb - 1)):
+        else:
+            rest = word >> (per * pb) & ((1 << (wb - 1 - per * pb)) - 1)
+        if len(out) > count or (len(out) == count) != bool(word >> (wb - 1)) or rest:
             raise ValueError(f"RLC stream malformed at word {used - 1} "
                              f"({len(out)} of {count} values)")
     return np.array(out, dtype=np.int64), used
