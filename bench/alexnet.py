@@ -179,7 +179,6 @@ def main(argv=None) -> int:
                   f"counters {'= model' if x['counters_match_model'] else '!= model'}, "
                   f"wall {x['wall_seconds']:.0f} s (build {x['build_seconds']:.0f} s, "
                   f"simulation {x['sim_seconds']:.0f} s)")
-    print(json.dumps(result))
     return 0 if all(r.get("rtl", {}).get("match", True) for r in rows) else 1
 
 

@@ -155,9 +155,10 @@ def cmd_demo(args) -> int:
     say(f"[3/4] network {args.network} ({len(layers)} layers chained through DRAM) on the whole "
         f"accelerator: Verilator with nominal DRAM, Icarus with random DRAM stalls")
     runs = []
+    rlc = params.rlc_word_bits == params.dram_width >= 16
     for sim, stall in (("verilator", 0.0), ("icarus", 0.2)):
         r = run_network(params, layers, sim=sim, seed=args.seed, stall_prob=stall,
-                        progress=lambda m: say("      " + m))
+                        progress=lambda m: say("      " + m), rlc=rlc)
         runs.append(r)
         c = r["rtl_counters"]
         words = sum(lay.N * lay.M * lay.E * lay.F for lay in layers)
@@ -166,6 +167,12 @@ def cmd_demo(args) -> int:
             f"(model {r['model_cycles']:,}), PE utilization {r['pe_utilization']:.1%}, access "
             f"counters {'= model' if r['counters_match_model'] else '!= model'}, DMA-in "
             f"overlapped {c.get('overlap_cycles', 0):,} cycles")
+        if rlc:
+            raw = sum(row["raw_bytes"] for row in r["layers"])
+            coded = sum(row["rlc_bytes"] for row in r["layers"])
+            say(f"      [{sim}] feature maps crossed DRAM RLC-coded: {coded:,} B for {raw:,} B "
+                f"plain; DRAM {r['dram_read_bytes']:,} B read, {r['dram_write_bytes']:,} B "
+                f"written")
     names = ("conv1", "conv2", "conv3", "conv4", "conv5")
     table = params
     try:

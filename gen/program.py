@@ -596,9 +596,9 @@ def _read_rlc_tile(d: PassDescriptor, params, dram_read, glb, cnt) -> None:
         idx = pack_lanes(dram_read(d.in_idx + k * d.in_idx_stride, d.in_idx_len), params)
         start = 0 if d.in_a_zero else _entry(idx[0], d.in_lane_a)
         end = _entry(idx[-1], d.in_lane_b)
-        if end <= start:
-            raise ValueError(f"RLC index of channel {k}: rows end at word {end}, before their "
-                             f"start {start}")
+        if end <= start or end > d.in_ch_stride:
+            raise ValueError(f"RLC index of channel {k}: rows from word {start} to {end}: "
+                             f"allowed start < end <= {d.in_ch_stride} (the plane's words)")
         words = pack_lanes(dram_read(d.in_dram + k * d.in_ch_stride + start, end - start),
                            params)
         pos = 0

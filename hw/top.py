@@ -313,9 +313,14 @@ class Accelerator(wiring.Component):
             row_go = Signal()
             drain = Signal()
             dec_failed = Signal()
+            dec_started = Signal()           # the decoder ran a row of this channel (its
+            with m.If(row_go):               # error flag is from this channel then)
+                m.d.sync += dec_started.eq(1)
+            with m.If(lstate == _Load.IDX):
+                m.d.sync += dec_started.eq(0)
             m.d.comb += [
                 rows_done.eq((rows_left == 0) & (v_left == 0) & ~dec.busy),
-                dec_failed.eq(in_rdata & dec.error & ~dec.busy),
+                dec_failed.eq(in_rdata & dec_started & dec.error & ~dec.busy),
                 drain.eq(in_rdata & (rows_done | dec_failed)),
                 row_go.eq(in_rdata & ~dec.busy & (v_left == 0) & (rows_left != 0) & ~drain),
                 dec.count.eq(dl.in_width), dec.start.eq(row_go),
@@ -330,6 +335,10 @@ class Accelerator(wiring.Component):
             ]
             with m.If(row_go):
                 m.d.sync += [v_left.eq(dl.in_width), rows_left.eq(rows_left - 1)]
+            # a burst too short: flag it; the flag-only words let the rows end (as zeros)
+            starved = in_rdata & ~rd_busy & dec.i.valid & dec.i.ready
+            with m.If(starved):
+                m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC)]
             with m.If(dec_failed | (drain & burst_on & self.rd_data.valid)):
                 # words that do not decode to the tile's rows: report, drain, go on
                 m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC),
@@ -833,7 +842,7 @@ class Accelerator(wiring.Component):
                                 k_glb.eq(k_glb + dl.ch_words), k_idx.eq(k_idx + dl.in_idx_stride),
                                 lstate.eq(_Load.DMA_IN)]
                 with m.If(~rd_busy):
-                    with m.If(idx_end <= start):
+                    with m.If((idx_end <= start) | (idx_end > dl.in_ch_stride)):
                         # a corrupt index: no data burst, an error status, on to the next
                         m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC)]
                         m.d.sync += next_channel

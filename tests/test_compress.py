@@ -69,11 +69,18 @@ def test_layout_and_tensor_round_trip():
 
 def test_entropy_bound():
     p = EYERISS
-    # one kind of pair only: zero information
-    assert entropy_bits(np.full((4, 5), 7), p) == 0.0
-    # two equally likely pairs, 20 of them: 20 bits
+    # one kind of pair: only the bits below the leading one (7 = 0b111: two) are information
+    assert entropy_bits(np.full((4, 5), 7), p) == pytest.approx(40.0)
+    # pairs (0, 1) and (0, 2) equally likely: one bit each, plus 2's bit below its leading one
     x = np.array([[1, 2] * 5] * 2)
-    assert entropy_bits(x, p) == pytest.approx(20.0)
+    assert entropy_bits(x, p) == pytest.approx(20.0 + 10.0)
+    # sign and run are part of the symbol: (0, 5), (0, -5), (1, 5), (1, -5) -> two bits each
+    x = np.array([[5, -5, 0, 5, 0, -5]])
+    assert entropy_bits(x, p) == pytest.approx(4 * 2.0 + 4 * 2.0)
+    # values uniform in [2**14, 2**15): 14 bits each on a small map (not log2 of the pairs)
+    rng = np.random.default_rng(0)
+    v = rng.integers(1 << 14, 1 << 15, size=(1, 200))
+    assert entropy_bits(v, p) == pytest.approx(14 * 200)
 
 
 def _network(name, p, seed=0):

@@ -10,7 +10,7 @@ import pytest
 
 from gen.emit import cached_verilog
 from gen.mapper import map_layer
-from gen.program import build_network, build_program, encode_tensor
+from gen.program import Program, build_network, build_program, encode_tensor, execute
 from gen.run import CACHE
 from gen.workload import parse_layer
 from hw.descriptor import DescError
@@ -65,36 +65,44 @@ def test_bad_descriptors_set_error_codes(sim, good):
 
 @pytest.fixture(scope="module")
 def compressed():
-    """Layer B of a two-layer chain, reading layer A's output compressed from DRAM."""
-    a = map_layer(parse_layer("C=2,M=3,H=6,W=6,R=3,S=3,pad=1"), TINY)
-    b = map_layer(parse_layer("C=3,M=2,H=6,W=6,R=3,S=3,pad=1"), TINY)
+    """Layer B of a two-layer chain, reading layer A's output compressed from DRAM. B is
+    depthwise (output plane m reads only input plane m) and its rows are as wide as the
+    pairs of one RLC word on tiny, so a short stream can end exactly on a word."""
+    a = map_layer(parse_layer("C=2,M=3,H=6,W=4,R=3,S=3,pad=1"), TINY)
+    b = map_layer(parse_layer("C=3,M=3,H=6,W=4,R=3,S=3,pad=1,groups=3"), TINY)
+    assert b.layer.W == TINY.rlc_pairs_per_word
     rng = np.random.default_rng(1)
-    x = random_activations(rng, (1, 2, 6, 6), width=8, zero_fraction=0.3)
-    ws = [random_weights(rng, (3, 2, 3, 3), width=8), random_weights(rng, (2, 3, 3, 3), width=8)]
+    x = random_activations(rng, (1, 2, 6, 4), width=8, zero_fraction=0.3)
+    ws = [random_weights(rng, (3, 2, 3, 3), width=8), random_weights(rng, (3, 1, 3, 3), width=8)]
     net = build_network([a, b], x, ws, rlc=True)
     mid = net.programs[1]
-    x1 = random_activations(rng, (1, 3, 6, 6), width=8, zero_fraction=0.5)
+    x1 = random_activations(rng, (1, 3, 6, 4), width=8, zero_fraction=0.3)
     dram = list(net.dram)
     dram[mid.in_base:mid.in_base + mid.in_rlc.total_words] = \
         encode_tensor(x1, mid.in_rlc, TINY)
-    return mid, dram
+    whole = Program(descriptors=mid.descriptors, dram=dram, in_base=0, filt_base=0,
+                    out_base=0, out_shape=(1, 1, 1, 1), params=TINY)
+    good = mid.output(execute(whole, TINY))
+    return mid, dram, good
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("corruption", ["index-zero", "index-long", "index-short"])
+@pytest.mark.parametrize("corruption", ["index-zero", "index-long", "index-short", "flag-lost"])
 def test_corrupt_compressed_input_sets_error_without_hang(sim, corruption, compressed):
-    """An RLC index that does not fit the stream: error RLC, the burst drained, every pass
-    still completes (the accelerator never waits for words that do not come)."""
-    prog, good = compressed
+    """Input plane 0's index or stream does not fit: error RLC, the burst drained, every pass
+    completes, and the output planes that do not read plane 0 are still right."""
+    prog, good_dram, good = compressed
     lay = prog.in_rlc
-    dram = list(good)
+    dram = list(good_dram)
     base = prog.in_base + lay.index(0, 0)
+    w, lane = lay.entry(lay.H - 1)
+    end = (dram[base + w] >> (16 * lane)) & 0xFFFF
     if corruption == "index-zero":          # every row ends at 0: end <= start
         for k in range(lay.idx_words):
             dram[base + k] = 0
-    else:                                   # the last row of channel 0 ends later / sooner
-        w, lane = lay.entry(lay.H - 1)
-        end = (dram[base + w] >> (16 * lane)) & 0xFFFF
+    elif corruption == "flag-lost":         # the last word of the plane loses its flag
+        dram[prog.in_base + lay.plane(0, 0) + end - 1] &= ~(1 << (TINY.dram_width - 1))
+    else:                                   # the last row ends later / one word sooner
         new = end + 2 if corruption == "index-long" else end - 1
         dram[base + w] = dram[base + w] & ~(0xFFFF << (16 * lane)) | (new << (16 * lane))
     verilog = cached_verilog(TINY, "rowstat_top", CACHE)
@@ -106,3 +114,5 @@ def test_corrupt_compressed_input_sets_error_without_hang(sim, corruption, compr
     assert r.get("error") == 1, r.get("log")
     assert r["error_code"] == DescError.RLC.value
     assert r["passes_done"] == len(prog.descriptors) and not r["timeout"]
+    out = np.array(prog.output([0] * prog.out_base + list(r["output"])))
+    assert np.array_equal(out[:, 1:], good[:, 1:])
