@@ -8,7 +8,8 @@ returns its report (a plain dict, the ``rowstat synth --json`` object):
   ``checksum``, the platform writes the pin constraints and packs a bitstream;
 * **device targets** (``ecp5-85f``, ``up5k``) run Yosys and nextpnr directly on the bare device
   with the clock constraint of ``constraints/<target>.*`` (its frequency replaced by
-  ``clock_mhz`` when given); the three I/Os (clock in, done/error out) are placed by nextpnr.
+  ``clock_mhz`` when given); nextpnr places the harness's I/Os (clock, reset, done, error,
+  8-bit checksum) itself.
 
 Either way the synthesized design is :class:`hw.harness.Harness`: the accelerator with a
 descriptor ROM (a real mapped layer), a DRAM model in block RAM and a counter scan on chip, so
@@ -352,7 +353,7 @@ def _constraint(target: Target, clock_mhz: float | None, out: Path) -> tuple[Pat
     return path, mhz
 
 
-def _device_flow(target: Target, out: Path, *, clock_mhz, bitstream, place, timeout, seed,
+def _device_flow(target: Target, out: Path, *, clock_mhz, bitstream, stage, timeout, seed,
                  say) -> dict:
     say(f"Yosys: synth_{target.family} ...")
     (out / "synth.ys").write_text(_yosys_script(target.family, [f"{TOP}.v"], stat="stat.json",
@@ -363,22 +364,25 @@ def _device_flow(target: Target, out: Path, *, clock_mhz, bitstream, place, time
     times = {"yosys_s": round(time.monotonic() - t, 1)}
     result = {"cells": _cells(json.loads((out / "stat.json").read_text()), target.family),
               "times": times}
-    if not place:
+    if stage == "synth":
         return result
     cons, mhz = _constraint(target, clock_mhz, out)
     result["clock_target_mhz"] = mhz
     argv = [_tool(f"nextpnr-{target.family}"), *target.nextpnr_device, "--json", f"{TOP}.json",
             "--report", "report.json", "--detailed-timing-report", "--timing-allow-fail",
             "--seed", str(seed), "--log", "nextpnr.log", "-q"]
+    if stage == "pack":
+        argv += ["--pack-only"]
     if target.family == "ecp5":
-        argv += ["--lpf", cons.name, "--lpf-allow-unconstrained"]
+        argv += ["--lpf", cons.name, "--lpf-allow-unconstrained", "--router", "router2"]
         if bitstream:
             argv += ["--textcfg", f"{TOP}.config"]
     else:
         argv += ["--pcf", cons.name, "--pcf-allow-unconstrained"]
         if bitstream:
             argv += ["--asc", f"{TOP}.asc"]
-    say(f"nextpnr-{target.family}: place and route at {mhz:g} MHz ...")
+    say(f"nextpnr-{target.family}: " + ("pack (device utilisation only)" if stage == "pack" else
+                                         f"place and route at {mhz:g} MHz") + " ...")
     t = time.monotonic()
     try:
         _run(argv, out, out / "nextpnr.out", f"nextpnr-{target.family}", timeout)
@@ -386,8 +390,11 @@ def _device_flow(target: Target, out: Path, *, clock_mhz, bitstream, place, time
         _check_fit(out / "nextpnr.log", target)
         raise e
     times["nextpnr_s"] = round(time.monotonic() - t, 1)
+    _check_fit(out / "nextpnr.log", target)
     result.update(_pnr_result(out / "nextpnr.log", out / "report.json"))
-    if bitstream:
+    if stage == "pack":
+        result["clocks"] = {}
+    if bitstream and stage == "route":
         t = time.monotonic()
         if target.family == "ecp5":
             _run([_tool("ecppack"), "--compress", f"{TOP}.config", f"{TOP}.bit"], out,
@@ -433,7 +440,7 @@ def _board_flow(target: Target, out: Path, *, verilog: str, timeout, seed, say) 
         synth_opts=synth_opts, script_after_read=_keep_accel(),
         script_after_synth="tee -q -o stat.json stat -json",
         nextpnr_opts=f"--report report.json --detailed-timing-report --timing-allow-fail "
-                     f"--seed {seed}")
+                     f"--seed {seed}" + (" --router router2" if target.family == "ecp5" else ""))
     plan.extract(str(out))
     say(f"amaranth-boards {target.board}: Yosys, nextpnr-{target.family}, "
         f"{'ecppack' if target.family == 'ecp5' else 'icepack'} ...")
@@ -454,13 +461,18 @@ def _board_flow(target: Target, out: Path, *, verilog: str, timeout, seed, say) 
     return result
 
 
+STAGES = ("synth", "pack", "route")
+
+
 def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
-               clock_mhz: float | None = None, bitstream: bool = False, place: bool = True,
+               clock_mhz: float | None = None, bitstream: bool = False, stage: str = "route",
                timeout: float | None = None, seed: int = 1, progress=None) -> dict:
     """Synthesize (and place and route) ``params`` for ``target``; returns the report.
 
     ``clock_mhz`` is the timing target of a device target (default: the constraint file's);
     board targets run at their oscillator's frequency. ``timeout`` bounds each tool run.
+    ``stage`` stops the flow early on a device target: ``"synth"`` after Yosys, ``"pack"``
+    after nextpnr's packing (the device utilisation, so whether it fits, but no timing).
     Raises :class:`FitError` when the design does not fit, :class:`FlowError` when a tool
     fails, ``ValueError`` on bad arguments.
     """
@@ -473,7 +485,9 @@ def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
                              f"{target} runs from its {tgt.board_clock_mhz:g} MHz oscillator")
         if not 1 <= clock_mhz <= 1000:
             raise ValueError(f"--clock = {clock_mhz:g} is out of range: allowed 1..1000 MHz")
-    if tgt.board and not place:
+    if stage not in STAGES:
+        raise ValueError(f"stage = {stage!r} is invalid: allowed {', '.join(STAGES)}")
+    if tgt.board and stage != "route":
         raise ValueError(f"{target} is a board target: it always places, routes and packs")
     say = progress or (lambda m: None)
     out = Path(out_dir)
@@ -485,13 +499,13 @@ def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
     if tgt.board:
         res = _board_flow(tgt, out, verilog=text, timeout=timeout, seed=seed, say=say)
     else:
-        res = _device_flow(tgt, out, clock_mhz=clock_mhz, bitstream=bitstream, place=place,
+        res = _device_flow(tgt, out, clock_mhz=clock_mhz, bitstream=bitstream, stage=stage,
                            timeout=timeout, seed=seed, say=say)
     cells = res["cells"]
     clocks = res.get("clocks") or {}
     main = _main_clock(clocks)
     report = {
-        "target": target, "device": tgt.description, "family": tgt.family,
+        "target": target, "device": tgt.description, "stage": stage, "family": tgt.family,
         "preset": params.name, "hardware_hash": params.hardware_hash,
         "array": f"{params.rows}x{params.cols}", "data_width": params.data_width,
         "luts": cells["luts"], "ffs": cells["ffs"], "dsps": cells["dsps"],

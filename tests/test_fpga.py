@@ -36,7 +36,6 @@ def test_tiny_synthesizes_to_dsps_block_ram_and_lut_ram(tmp_path):
     assert ff_floor <= acc["ffs"] < 10 * ff_floor
     # the harness around it: its DRAM model is block RAM too
     assert cells["brams"] > acc["brams"]
-    assert cells["ffs"] > acc["ffs"]
 
 
 _LOG = """\
