@@ -42,7 +42,7 @@ import numpy as np
 from hw.params import AcceleratorParams
 
 __all__ = ["TARGETS", "Target", "FitError", "FlowError", "synthesize", "yosys_cells",
-           "harness_program", "harness_verilog"]
+           "harness", "harness_program", "harness_verilog", "format_report"]
 
 CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
 
@@ -100,21 +100,23 @@ class FitError(FlowError):
 
 # ---- the design: harness and program ------------------------------------------------------
 
-def harness_program(params: AcceleratorParams, seed: int = 0):
-    """A small real layer for the harness to run: ``(spec, packed descriptors, DRAM image)``.
+def harness_program(params: AcceleratorParams, *, spec: str | None = None, seed: int = 0):
+    """A small real layer for the harness to run: ``(spec, Program)``.
 
-    The largest of a few shapes that the mapper accepts on ``params`` (filter height at most
-    the array's rows); random weights and activations from ``seed``.
+    ``spec``, or the largest of a few shapes that the mapper accepts on ``params`` (filter
+    height at most the array's rows); random weights and activations (40 % zeros) from
+    ``seed``.
     """
     from gen.mapper import map_layer
     from gen.program import build_program
     from gen.workload import parse_layer
     R = min(3, params.rows)
+    specs = [spec] if spec else [f"C={C},M={M},H={H},W={H},R={R},S={R},stride=1,pad={R // 2}"
+                                 for C, M, H in ((4, 8, 8), (2, 4, 6), (1, 2, 4))]
     last = None
-    for C, M, H in ((4, 8, 8), (2, 4, 6), (1, 2, 4)):
-        spec = f"C={C},M={M},H={H},W={H},R={R},S={R},stride=1,pad={R // 2}"
+    for s in specs:
         try:
-            layer = parse_layer(spec)
+            layer = parse_layer(s)
             mapping = map_layer(layer, params)
         except ValueError as e:
             last = e
@@ -124,9 +126,19 @@ def harness_program(params: AcceleratorParams, seed: int = 0):
         x = rng.integers(-lim, lim, size=(layer.N, layer.C, layer.H, layer.W))
         x[rng.random(x.shape) < 0.4] = 0
         w = rng.integers(-lim, lim, size=(layer.M, layer.Cg, layer.R, layer.S))
-        prog = build_program(mapping, x, w)
-        return spec, [d.pack(params) for d in prog.descriptors], list(prog.dram)
+        return s, build_program(mapping, x, w)
     raise ValueError(f"no test layer maps onto {params.name}: {last}")
+
+
+def harness(params: AcceleratorParams, *, spec: str | None = None):
+    """The harness running :func:`harness_program`'s layer: ``(Harness, spec, Program)``.
+    Its DRAM model holds the program's image in the smallest power-of-two depth >= 256."""
+    from hw.harness import Harness
+    spec, prog = harness_program(params, spec=spec)
+    depth = 1 << max(8, (len(prog.dram) - 1).bit_length())
+    top = Harness(params, descriptors=[d.pack(params) for d in prog.descriptors],
+                  dram_init=prog.dram, dram_depth=depth)
+    return top, spec, prog
 
 
 def harness_verilog(params: AcceleratorParams) -> tuple[str, dict]:
@@ -134,12 +146,10 @@ def harness_verilog(params: AcceleratorParams) -> tuple[str, dict]:
     from amaranth.back import verilog
 
     from gen.emit import dedupe_modules
-    from hw.harness import Harness
-    spec, descriptors, dram = harness_program(params)
-    depth = 1 << max(8, (len(dram) - 1).bit_length())
-    top = Harness(params, descriptors=descriptors, dram_init=dram, dram_depth=depth)
+    top, spec, prog = harness(params)
     text = dedupe_modules(verilog.convert(top, name=TOP, emit_src=False))
-    return text, {"layer": spec, "passes": len(descriptors), "dram_words": depth}
+    return text, {"layer": spec, "passes": len(prog.descriptors),
+                  "dram_words": top.dram_depth}
 
 
 # ---- tools ----------------------------------------------------------------------------------

@@ -66,9 +66,14 @@ class Harness(wiring.Component):
                              f"dram_depth = {dram_depth}")
         self._p = params
         self._descriptors = [int(d) for d in descriptors]
-        self._dram_init = dram_init
         self._dram_depth = dram_depth
+        #: The DRAM model (created here so that a testbench can read what was written).
+        self.dram = Memory(shape=unsigned(params.dram_width), depth=dram_depth, init=dram_init)
         super().__init__({"done": Out(1), "error": Out(1), "checksum": Out(8)})
+
+    @property
+    def dram_depth(self) -> int:
+        return self._dram_depth
 
     def elaborate(self, platform):
         m = Module()
@@ -101,8 +106,7 @@ class Harness(wiring.Component):
 
         # ---- DRAM model ----------------------------------------------------------------------
         depth = self._dram_depth
-        m.submodules.dram = dram = Memory(shape=unsigned(p.dram_width), depth=depth,
-                                          init=self._dram_init)
+        m.submodules.dram = dram = self.dram
         mem_r = dram.read_port(domain="sync")
         mem_w = dram.write_port()
         abits = (depth - 1).bit_length()
