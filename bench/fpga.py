@@ -12,10 +12,12 @@ Runs (``--runs`` picks some, default all but ``eyeriss``):
 
   tiny-ecp5, small-ecp5        the presets on ECP5-85F
   a2x2-ecp5                    2x2 PEs, 16-bit (the small preset's other parameters), at 110 MHz
-  big-ecp5, over-ecp5          the largest 16-bit array found to fit ECP5-85F, and one size up
-  eyeriss-ecp5                 the eyeriss preset (12x14 PEs, 108 KiB) on ECP5-85F
-  tiny-up5k, pico-up5k         the tiny and pico presets on iCE40UP5K
-  over-up5k                    pico one size up on iCE40UP5K
+  big-ecp5, over-ecp5          8x8 and 8x9 PEs, 16-bit (small's other parameters), packed:
+                               the largest array found to fit ECP5-85F and one size up
+  eyeriss-ecp5                 the eyeriss preset (12x14 PEs, 108 KiB) on ECP5-85F, packed
+  tiny-up5k                    the tiny preset on iCE40UP5K, packed
+  min-up5k                     the smallest design point the parameters allow (1x1 PE,
+                               8-bit, 16-bit counters, 1 KiB buffer) on iCE40UP5K, packed
 """
 
 from __future__ import annotations
@@ -30,38 +32,27 @@ from gen.fpga import FitError, FlowError, synthesize
 from hw.params import dump_toml, preset
 
 _SMALL = preset("small")
+#: The smallest design point the parameters allow: one PE, 8-bit, the shortest counters.
+_MIN = preset("tiny").replace(name="min", rows=1, cols=1, psum_width=20, filter_spad_depth=16,
+                              psum_spad_depth=2, glb_kib=1, psum_buf_depth=32,
+                              counter_width=16)
 
 #: name -> (parameters, target, stage, clock MHz or None for the constraint file's)
 RUNS = {
     "tiny-ecp5": (preset("tiny"), "ecp5-85f", "route", None),
     "small-ecp5": (_SMALL, "ecp5-85f", "route", None),
     "a2x2-ecp5": (_SMALL.replace(name="a2x2", rows=2, cols=2), "ecp5-85f", "route", 110),
-    "big-ecp5": (_SMALL.replace(name="big", rows=8, cols=8, glb_kib=64), "ecp5-85f",
-                 "route", None),
-    "over-ecp5": (_SMALL.replace(name="over", rows=8, cols=10, glb_kib=64), "ecp5-85f",
-                  "pack", None),
+    "big-ecp5": (_SMALL.replace(name="big", rows=8, cols=8), "ecp5-85f", "pack", None),
+    "over-ecp5": (_SMALL.replace(name="over", rows=8, cols=9), "ecp5-85f", "pack", None),
     "eyeriss-ecp5": (preset("eyeriss"), "ecp5-85f", "pack", None),
     "tiny-up5k": (preset("tiny"), "up5k", "pack", None),
-    "pico-up5k": (None, "up5k", "route", None),
-    "over-up5k": (None, "up5k", "pack", None),
+    "min-up5k": (_MIN, "up5k", "pack", None),
 }
 DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
 
 
-def _params(name):
-    params, target, stage, clock = RUNS[name]
-    if params is None:          # presets that may not exist on every branch yet
-        from hw.params import PRESETS
-        base = PRESETS.get("pico")
-        if base is None:
-            raise ValueError("the pico preset is missing")
-        params = base if name == "pico-up5k" else base.replace(name="pico_over",
-                                                                 cols=base.cols + 1)
-    return params, target, stage, clock
-
-
 def run_one(name: str, out: Path, timeout: float | None, say) -> dict:
-    params, target, stage, clock = _params(name)
+    params, target, stage, clock = RUNS[name]
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(dump_toml(params))

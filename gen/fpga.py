@@ -302,7 +302,7 @@ def _critical_path(report: dict) -> dict | None:
         if cell and (not cells or cells[-1] != cell):
             cells.append(cell)
     return {"from": p.get("from"), "to": p.get("to"), "delay_ns": round(delay, 2),
-            "logic_levels": len(logic),
+            "logic_levels": len(logic), "cells_on_path": len(cells),
             "logic_ns": round(sum(s.get("delay", 0.0) for s in logic), 2),
             "routing_ns": round(routing, 2),
             "start": cells[0] if cells else None, "end": cells[-1] if cells else None,
@@ -572,9 +572,9 @@ def format_report(r: dict) -> str:
                      f"{c['target_mhz']:g} MHz: timing {'met' if c['met'] else 'NOT met'}")
     cp = r.get("critical_path")
     if cp:
-        lines.append(f"  critical path: {cp['delay_ns']} ns, {cp['logic_levels']} logic levels "
-                     f"({cp['logic_ns']} ns logic, {cp['routing_ns']} ns routing), "
-                     f"{cp['start']} -> {cp['end']}")
+        lines.append(f"  critical path: {cp['delay_ns']} ns through {cp['cells_on_path']} cells "
+                     f"({cp['logic_levels']} logic steps, {cp['logic_ns']} ns logic, "
+                     f"{cp['routing_ns']} ns routing), {cp['start']} -> {cp['end']}")
     h = r["harness"]
     lines.append(f"  harness: runs {h['layer']} ({h['passes']} passes) from a "
                  f"{h['dram_words']}-word DRAM model in block RAM")
