@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -180,12 +181,18 @@ def _run(argv: list[str], cwd: Path, log: Path, what: str, timeout: float | None
     """Run one tool in ``cwd`` (YoWASP tools see only the working directory), output to
     ``log``; a failure raises :class:`FlowError` with the tool's first error line."""
     with open(log, "w") as f:
+        # its own process group, so that a timeout also stops the tools a build script started
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=_env(),
+                                start_new_session=True)
         try:
-            proc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=timeout, env=_env())
-        except subprocess.TimeoutExpired:
-            raise FlowError(f"{what} did not finish within {timeout:.0f} s (log: {log})") \
-                from None
+            proc.wait(timeout=timeout)
+        except BaseException as e:       # the timeout, or an interrupt: stop the whole group
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            if isinstance(e, subprocess.TimeoutExpired):
+                raise FlowError(f"{what} did not finish within {timeout:.0f} s (log: {log})") \
+                    from None
+            raise
     if proc.returncode:
         raise FlowError(f"{what} failed: {_first_error(log)} (log: {log})")
 
@@ -427,7 +434,8 @@ def _board_top(target: Target):
             m = Module()
             done, error, checksum = Signal(), Signal(), Signal(8)
             m.submodules.harness = Instance(
-                TOP, i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"),
+                TOP, i_clk=ClockSignal("sync"),
+                i_rst=ResetSignal("sync", allow_reset_less=True),     # ULX3S: reset-less
                 o_done=done, o_error=error, o_checksum=checksum)
             shown = [done, error] + ([checksum[i] for i in range(6)]
                                      if target.family == "ecp5" else [])

@@ -133,3 +133,26 @@ def test_harness_runs_its_layer_to_the_golden_output():
     assert got["done"] and not got["error"]
     assert got["out"] == list(expected[prog.out_base:prog.out_base + prog.out_words])
     assert any(got["out"])
+
+
+def test_a_tool_timeout_stops_the_whole_build(tmp_path):
+    """A board build is a shell script starting the tools: the timeout must stop them all."""
+    import os
+    import time
+
+    from gen.fpga import FlowError, _run
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    with pytest.raises(FlowError, match="did not finish within 1 s"):
+        _run(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], tmp_path,
+             tmp_path / "log", "the build", 1)
+    assert time.monotonic() - t0 < 30
+    child = int(pidfile.read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the script's child survived the timeout")
