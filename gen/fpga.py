@@ -337,7 +337,7 @@ def _pnr_result(log: Path, report_json: Path) -> dict:
     return {"utilization": util, "clocks": clocks, "critical_path": critical}
 
 
-def _check_fit(log: Path, target: Target, util_before: dict | None = None):
+def _check_fit(log: Path, target: Target):
     """Raise :class:`FitError` naming what ran out, if nextpnr's log says so."""
     text = log.read_text(errors="replace") if log.exists() else ""
     over = _overflow(_utilisation(text))
