@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from gen.fpga import FitError, FlowError, synthesize
+from gen.fpga import TARGETS, FitError, FlowError, _cells, synthesize
 from hw.params import dump_toml, preset
 
 _SMALL = preset("small")
@@ -65,6 +65,10 @@ def run_one(name: str, out: Path, timeout: float | None, say) -> dict:
                        timeout=timeout, progress=lambda m: say(f"[{name}] {m}"))
     except FitError as e:
         row.update(fits=False, reason=str(e).split(" (log:")[0])
+        stat = folder / "stat.json"
+        if stat.exists():       # what Yosys mapped, for the table
+            cells = _cells(json.loads(stat.read_text()), TARGETS[target].family)
+            row.update({k: cells[k] for k in ("luts", "ffs", "dsps", "brams", "lutram")})
     except FlowError as e:
         row.update(fits=None, reason=str(e))
     else:
