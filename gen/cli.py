@@ -360,6 +360,31 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    """Synthesize, place and route a design point for an FPGA target; print the report."""
+    from gen.fpga import TARGETS, FlowError, format_report, synthesize
+    if args.target not in TARGETS:
+        raise UsageError(f"unknown target {args.target!r}: allowed {', '.join(TARGETS)}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout = {args.timeout:g} is out of range: allowed > 0 seconds")
+    params = _params(args)
+    out = Path(args.output or f"build/fpga/{params.name}-{args.target}")
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
+        (lambda m: print(m, flush=True))
+    try:
+        r = synthesize(params, args.target, out, clock_mhz=args.clock,
+                       bitstream=args.bitstream, timeout=args.timeout, progress=say)
+    except FlowError as e:      # a tool failed, or the design does not fit (FitError)
+        print(f"rowstat: error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(format_report(r))
+        print(f"wrote {out / 'report.txt'} and {out / 'fpga_report.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rowstat", description="Generator of Eyeriss-style row-stationary CNN "
                 "accelerators: Verilog, cocotb regressions against a numpy golden model.")
@@ -453,6 +478,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plot", metavar="OUT.png",
                    help="write per-layer energy breakdown bars (one panel per table)")
     e.set_defaults(func=cmd_estimate)
+
+    y = sub.add_parser("synth", help="synthesize, place and route for an FPGA with Yosys and "
+                       "nextpnr (YoWASP): LUTs, flip-flops, DSPs, block RAMs, Fmax")
+    _add_design(y)
+    y.add_argument("--target", required=True, metavar="NAME",
+                   help="ulx3s-85f, icebreaker (boards, amaranth-boards platforms) or "
+                        "ecp5-85f, up5k (bare devices, constraints/)")
+    y.add_argument("--clock", type=float, metavar="MHZ",
+                   help="timing target of a device target (default: its constraints/ file); "
+                        "boards run from their oscillator")
+    y.add_argument("--bitstream", action="store_true",
+                   help="also pack a bitstream (boards always do)")
+    y.add_argument("--timeout", type=float, metavar="S",
+                   help="give up on a tool run after S seconds (default: no limit)")
+    y.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    y.add_argument("-o", "--output", metavar="DIR",
+                   help="output directory (default build/fpga/PRESET-TARGET)")
+    y.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("presets", help="list the presets (or print one as TOML)")
     s.add_argument("--toml", metavar="NAME", help="print preset NAME as a TOML config")

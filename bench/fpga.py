@@ -1,0 +1,131 @@
+"""FPGA benchmark: resources, Fmax and wall time of design points on ECP5-85F and iCE40UP5K.
+
+    python bench/fpga.py [--runs NAME,...] [--timeout S] [--json] [-o DIR]
+
+Each run is a design point on a bare device target of ``rowstat synth`` (Yosys + nextpnr from
+YoWASP, the on-chip harness around the accelerator, see gen/fpga.py), placed and routed. A run
+marked "pack" stops after nextpnr's packing: it shows whether the design fits and what runs
+out, without placement (used for the points just above the largest that fits). A design that
+does not fit is a row saying what ran out, not an error. ``--timeout`` bounds every tool run.
+
+Runs (``--runs`` picks some, default all but ``eyeriss``):
+
+  tiny-ecp5, small-ecp5        the presets on ECP5-85F
+  a2x2-ecp5                    2x2 PEs, 16-bit (the small preset's other parameters), at 110 MHz
+  big-ecp5, over-ecp5          8x8 and 8x9 PEs, 16-bit (small's other parameters), packed:
+                               the largest array found to fit ECP5-85F and one size up
+  eyeriss-ecp5                 the eyeriss preset (12x14 PEs, 108 KiB) on ECP5-85F, packed
+  tiny-up5k                    the tiny preset on iCE40UP5K, packed
+  min-up5k                     the smallest design point the parameters allow (1x1 PE,
+                               8-bit, 16-bit counters, 1 KiB buffer) on iCE40UP5K, packed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from gen.fpga import TARGETS, FitError, FlowError, _cells, synthesize
+from hw.params import dump_toml, preset
+
+_SMALL = preset("small")
+#: The smallest design point the parameters allow: one PE, 8-bit, the shortest counters.
+_MIN = preset("tiny").replace(name="min", rows=1, cols=1, psum_width=20, filter_spad_depth=16,
+                              psum_spad_depth=2, glb_kib=1, psum_buf_depth=32,
+                              counter_width=16)
+
+#: name -> (parameters, target, stage, clock MHz or None for the constraint file's)
+RUNS = {
+    "tiny-ecp5": (preset("tiny"), "ecp5-85f", "route", None),
+    "small-ecp5": (_SMALL, "ecp5-85f", "route", None),
+    "a2x2-ecp5": (_SMALL.replace(name="a2x2", rows=2, cols=2), "ecp5-85f", "route", 110),
+    "big-ecp5": (_SMALL.replace(name="big", rows=8, cols=8), "ecp5-85f", "pack", None),
+    "over-ecp5": (_SMALL.replace(name="over", rows=8, cols=9), "ecp5-85f", "pack", None),
+    "eyeriss-ecp5": (preset("eyeriss"), "ecp5-85f", "pack", None),
+    "tiny-up5k": (preset("tiny"), "up5k", "pack", None),
+    "min-up5k": (_MIN, "up5k", "pack", None),
+}
+DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
+
+
+def run_one(name: str, out: Path, timeout: float | None, say) -> dict:
+    params, target, stage, clock = RUNS[name]
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(dump_toml(params))
+    row = {"run": name, "preset": params.name, "array": f"{params.rows}x{params.cols}",
+           "data_width": params.data_width, "glb_kib": params.glb_kib, "target": target,
+           "stage": stage}
+    t0 = time.monotonic()
+    try:
+        r = synthesize(params, target, folder, clock_mhz=clock, stage=stage,
+                       timeout=timeout, progress=lambda m: say(f"[{name}] {m}"))
+    except FitError as e:
+        row.update(fits=False, reason=str(e).split(" (log:")[0])
+        stat = folder / "stat.json"
+        if stat.exists():       # what Yosys mapped, for the table
+            cells = _cells(json.loads(stat.read_text()), TARGETS[target].family)
+            row.update({k: cells[k] for k in ("luts", "ffs", "dsps", "brams", "lutram")})
+    except FlowError as e:
+        row.update(fits=None, reason=str(e))
+    else:
+        row.update(fits=True, **{k: r[k] for k in (
+            "luts", "ffs", "dsps", "brams", "lutram", "spram", "fmax_mhz", "clock_target_mhz",
+            "timing_met", "utilization", "critical_path", "accelerator")})
+    row["wall_s"] = round(time.monotonic() - t0, 1)
+    return row
+
+
+def _fmt(row: dict) -> str:
+    name = f"{row['run']:13} {row['array']:>5} {row['data_width']:>3}b"
+    if not row["fits"]:
+        verdict = "does not fit" if row["fits"] is False else "failed"
+        return f"{name}  {verdict}: {row['reason']}  ({row['wall_s']:.0f} s)"
+    util = row["utilization"]
+    logic = util.get("TRELLIS_COMB") or util.get("ICESTORM_LC") or {}
+    share = f"{100 * logic['used'] / logic['available']:.0f}%" if logic else "-"
+    if row["fmax_mhz"] is None:
+        fmax = "(packed only)"
+    else:
+        fmax = (f"{row['fmax_mhz']:7.2f} MHz {'met' if row['timing_met'] else 'NOT met'} @ "
+                f"{row['clock_target_mhz']:g}")
+    return (f"{name} {row['luts']:>6} {row['ffs']:>6} {row['dsps']:>4} {row['brams']:>4} "
+            f"{row['lutram']:>6} {share:>5}  {fmax:26} {row['wall_s']:>6.0f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", default=",".join(DEFAULT),
+                    help=f"comma-separated runs: {', '.join(RUNS)} (default all but eyeriss)")
+    ap.add_argument("--timeout", type=float, default=None, metavar="S",
+                    help="give up on a tool run after S seconds")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("-o", "--output", default="build/bench-fpga", metavar="DIR")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.runs.split(",") if n.strip()]
+    bad = [n for n in names if n not in RUNS]
+    if bad:
+        print(f"bench/fpga.py: error: unknown run {bad[0]!r}: allowed {', '.join(RUNS)}",
+              file=sys.stderr)
+        return 2
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    rows = []
+    for n in names:
+        rows.append(run_one(n, Path(args.output), args.timeout, say))
+        if not args.json:
+            say(_fmt(rows[-1]))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'run':13} {'array':>5} {'dw':>4} {'LUT4':>6} {'FF':>6} {'DSP':>4} {'BRAM':>4} "
+              f"{'LUTRAM':>6} {'logic':>5}  {'Fmax':26} {'wall s':>6}")
+        for row in rows:
+            print(_fmt(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""On-chip test harness: the accelerator with everything it talks to inside the FPGA.
+
+An FPGA board has a clock, a button and a few LEDs -- not the hundreds of pins the
+accelerator's descriptor, DMA and counter ports would need. The harness closes those ports on
+chip so that the FPGA flow synthesizes the whole accelerator and nothing is optimized away:
+
+* a **descriptor ROM** feeds the ``desc`` stream with the descriptors it is built with (the FPGA
+  flow passes a real mapped layer's), once after reset; with no descriptors, a 32-bit LFSR
+  drives the payload instead (every descriptor field then stays live, though the controller
+  refuses most of them);
+* a **DRAM model in block RAM** (``dram_depth`` words of ``dram_width`` bits, initialised with
+  the program's DRAM image) serves the ``rd_req``/``rd_data`` bursts -- one word per cycle,
+  the first one cycle after the request -- and takes the ``wr_req``/``wr_data`` bursts.
+  Addresses wrap modulo the depth;
+* a **counter scan**: ``cnt_sel`` walks over every counter, and each value read, every written
+  DRAM word and the status fold into an 8-bit ``checksum``.
+
+Outputs: ``done`` (every descriptor accepted and the accelerator idle again), ``error`` (the
+controller refused a descriptor) and ``checksum`` -- what a board shows on its LEDs.
+
+The harness adds no state to the accelerator and does not change its cycle behaviour: it only
+sits on its ports, as the cocotb benches' DRAM model does.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import Out
+
+from .params import AcceleratorParams
+from .top import TOP_COUNTERS, Accelerator
+
+__all__ = ["Harness"]
+
+
+def _fold(value, width: int):
+    """XOR of ``value``'s bits in chunks of ``width`` (the last chunk zero-padded)."""
+    chunks = [value[i:i + width] for i in range(0, len(value), width)]
+    out = chunks[0]
+    for c in chunks[1:]:
+        out = out ^ c
+    return out
+
+
+class Harness(wiring.Component):
+    """The accelerator of ``params`` closed on chip by a descriptor ROM, a block-RAM DRAM
+    model and a counter scan; see the module docstring.
+
+    ``descriptors`` are packed ``desc`` payloads (``PassDescriptor.pack``); ``dram_init`` the
+    DRAM model's initial words (at most ``dram_depth``).
+    """
+
+    def __init__(self, params: AcceleratorParams, *, descriptors=(), dram_init=(),
+                 dram_depth: int = 512):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be AcceleratorParams, not {params!r}")
+        if (isinstance(dram_depth, bool) or not isinstance(dram_depth, int)
+                or not 16 <= dram_depth <= 1 << 20 or dram_depth & (dram_depth - 1)):
+            raise ValueError(f"dram_depth = {dram_depth!r} is out of range: allowed a power "
+                             f"of two in 16..{1 << 20}")
+        dram_init = [int(w) for w in dram_init]
+        if len(dram_init) > dram_depth:
+            raise ValueError(f"dram_init has {len(dram_init)} words: allowed at most "
+                             f"dram_depth = {dram_depth}")
+        self._p = params
+        self._descriptors = [int(d) for d in descriptors]
+        self._dram_depth = dram_depth
+        #: The DRAM model (created here so that a testbench can read what was written).
+        self.dram = Memory(shape=unsigned(params.dram_width), depth=dram_depth, init=dram_init)
+        super().__init__({"done": Out(1), "error": Out(1), "checksum": Out(8)})
+
+    @property
+    def dram_depth(self) -> int:
+        return self._dram_depth
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        m.submodules.accel = acc = Accelerator(p)
+
+        # ---- descriptor source ---------------------------------------------------------------
+        n = len(self._descriptors)
+        sent = Signal(range(n + 1))
+        if n:
+            rom = Memory(shape=unsigned(acc.desc_layout.size), depth=n,
+                         init=self._descriptors)
+            m.submodules.desc_rom = rom
+            rd = rom.read_port(domain="comb")
+            m.d.comb += [rd.addr.eq(sent), acc.desc.payload.eq(rd.data),
+                         acc.desc.valid.eq(sent != n)]
+            with m.If(acc.desc.valid & acc.desc.ready):
+                m.d.sync += sent.eq(sent + 1)
+            all_sent = sent == n
+        else:
+            lfsr = Signal(32, init=1)
+            # x^32 + x^22 + x^2 + x + 1 (maximal length), shifted once per accepted descriptor
+            feedback = lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]
+            width = acc.desc_layout.size
+            m.d.comb += [acc.desc.payload.eq(Cat(*[lfsr] * (-(-width // 32)))[:width]),
+                         acc.desc.valid.eq(1)]
+            with m.If(acc.desc.ready):
+                m.d.sync += lfsr.eq(Cat(feedback, lfsr[:31]))
+            all_sent = 0
+
+        # ---- DRAM model ----------------------------------------------------------------------
+        depth = self._dram_depth
+        m.submodules.dram = dram = self.dram
+        mem_r = dram.read_port(domain="sync")
+        mem_w = dram.write_port()
+        abits = (depth - 1).bit_length()
+
+        # reads: the request is taken when idle; then one word per cycle from the read port
+        r_busy = Signal()
+        r_ptr = Signal(abits)
+        r_left = Signal.like(acc.rd_req.payload.len)   # words not yet fetched
+        r_have = Signal()                              # mem_r.data holds an unsent word
+        m.d.comb += acc.rd_req.ready.eq(~r_busy)
+        with m.If(acc.rd_req.valid & ~r_busy):
+            m.d.sync += [r_busy.eq(1), r_ptr.eq(acc.rd_req.payload.addr[:abits]),
+                         r_left.eq(acc.rd_req.payload.len), r_have.eq(0)]
+        advance = Signal()
+        m.d.comb += [advance.eq(r_busy & (~r_have | acc.rd_data.ready)),
+                     mem_r.addr.eq(r_ptr), mem_r.en.eq(advance),
+                     acc.rd_data.valid.eq(r_busy & r_have),
+                     acc.rd_data.payload.eq(mem_r.data)]
+        with m.If(advance):
+            with m.If(r_left != 0):
+                m.d.sync += [r_ptr.eq(r_ptr + 1), r_left.eq(r_left - 1), r_have.eq(1)]
+            with m.Else():
+                m.d.sync += [r_have.eq(0), r_busy.eq(0)]
+
+        # writes: the request is taken when idle; then one beat per cycle into the memory
+        w_busy = Signal()
+        w_ptr = Signal(abits)
+        w_left = Signal.like(acc.wr_req.payload.len)
+        m.d.comb += [acc.wr_req.ready.eq(~w_busy), acc.wr_data.ready.eq(w_busy)]
+        with m.If(acc.wr_req.valid & ~w_busy & (acc.wr_req.payload.len != 0)):
+            m.d.sync += [w_busy.eq(1), w_ptr.eq(acc.wr_req.payload.addr[:abits]),
+                         w_left.eq(acc.wr_req.payload.len)]
+        m.d.comb += [mem_w.addr.eq(w_ptr), mem_w.data.eq(acc.wr_data.payload),
+                     mem_w.en.eq(w_busy & acc.wr_data.valid)]
+        with m.If(w_busy & acc.wr_data.valid):
+            m.d.sync += [w_ptr.eq(w_ptr + 1), w_left.eq(w_left - 1)]
+            with m.If(w_left == 1):
+                m.d.sync += w_busy.eq(0)
+
+        # ---- counter scan and checksum -------------------------------------------------------
+        sel = Signal(range(len(TOP_COUNTERS)))
+        m.d.sync += sel.eq(sel + 1)
+        with m.If(sel == len(TOP_COUNTERS) - 1):
+            m.d.sync += sel.eq(0)
+        m.d.comb += acc.cnt_sel.eq(sel)
+        sig = self.checksum
+        written = Mux(w_busy & acc.wr_data.valid, _fold(acc.wr_data.payload, 8), 0)
+        status = Cat(acc.busy, acc.error, acc.error_code, _fold(acc.passes_done, 2))
+        m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(acc.cnt_value, 8) ^ written ^ status)
+
+        m.d.comb += [self.error.eq(acc.error)]
+        m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~w_busy)
+        return m

@@ -1,0 +1,158 @@
+"""The FPGA flow: a Yosys synthesis smoke test of the tiny preset (no place and route -- that is
+bench/fpga.py's job), the parsing of nextpnr's reports, and the CLI's input checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gen.cli import main
+from gen.fpga import TARGETS, FitError, _check_fit, _constraint, _pnr_result, yosys_cells
+from hw.params import preset
+from hw.top import TOP_COUNTERS
+
+DP16KD_BITS = 18 * 1024
+
+
+def test_tiny_synthesizes_to_dsps_block_ram_and_lut_ram(tmp_path):
+    """Yosys maps the tiny accelerator onto ECP5 primitives (stopping before LUT mapping, which
+    takes most of the time): one MULT18X18D per PE's MAC at least, the global buffer and the
+    psum buffers in DP16KD block RAM, the scratchpads in LUT RAM, and as many flip-flops as the
+    counters and the PEs' psum registers need at least -- so a design whose datapath was
+    optimized away fails here."""
+    p = preset("tiny")
+    cells = yosys_cells(p, "ecp5", tmp_path, map_luts=False, timeout=600)
+    acc = cells["accelerator"]
+    assert acc is not None, "the accelerator must stay a module of its own"
+    assert acc["dsps"] >= p.num_pes
+    assert acc["cells"].get("MULT18X18D", 0) >= p.num_pes
+    glb_bits = p.glb_words * p.dram_width
+    psum_buf_bits = p.cols * p.psum_buf_depth * p.psum_width
+    assert acc["brams"] >= math.ceil((glb_bits + psum_buf_bits) / DP16KD_BITS)
+    # ifmap (12 x 8) and filter (32 x 8) scratchpads: 16x4 LUT RAMs, at least 2 per PE
+    assert acc["lutram"] >= 2 * p.num_pes
+    ff_floor = len(TOP_COUNTERS) * p.counter_width + p.num_pes * p.psum_spad_depth * p.psum_width
+    assert ff_floor <= acc["ffs"] < 10 * ff_floor
+    # the harness around it: its DRAM model is block RAM too
+    assert cells["brams"] > acc["brams"]
+
+
+_LOG = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:  7310/  5280   138%
+Info: 	        ICESTORM_RAM:    24/    30    80%
+Info: 	               SB_IO:     3/    96     3%
+Info: 	              SB_GB:     8/     8   100%
+Info: 	        ICESTORM_DSP:    12/     8   150%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+
+
+def test_unfit_design_names_what_ran_out(tmp_path):
+    log = tmp_path / "nextpnr.log"
+    log.write_text(_LOG)
+    with pytest.raises(FitError, match=r"does not fit up5k: ICESTORM_LC 7310 of 5280, "
+                                       r"ICESTORM_DSP 12 of 8"):
+        _check_fit(log, TARGETS["up5k"])
+    log.write_text(_LOG.replace("7310", "5000").replace("    12/", "     8/"))
+    with pytest.raises(FitError, match="no BELs remaining"):
+        _check_fit(log, TARGETS["up5k"])
+    log.write_text("Info: Device utilisation:\nInfo: \t ICESTORM_LC:  100/  5280     1%\n")
+    _check_fit(log, TARGETS["up5k"])       # fits: no error
+
+
+def test_fmax_and_utilisation_from_the_nextpnr_log(tmp_path):
+    log = tmp_path / "nextpnr.log"
+    log.write_text(_LOG.splitlines()[0] + "\nInfo: \t          MULT18X18D:      37/    156    23%\n"
+                   "Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 12.84 MHz "
+                   "(FAIL at 100.00 MHz)\n"
+                   "Info: Max frequency for clock 'clk': 112.50 MHz (PASS at 100.00 MHz)\n")
+    r = _pnr_result(log, tmp_path / "missing.json")
+    assert r["utilization"]["MULT18X18D"] == (37, 156)
+    assert r["clocks"]["clk"] == {"fmax_mhz": 112.5, "target_mhz": 100.0, "met": True}
+
+
+def test_clock_constraint_is_rewritten(tmp_path):
+    path, mhz = _constraint(TARGETS["ecp5-85f"], 110, tmp_path)
+    assert mhz == 110 and 'FREQUENCY PORT "clk" 110 MHz;' in path.read_text()
+    path, mhz = _constraint(TARGETS["up5k"], None, tmp_path)
+    assert "set_frequency clk" in path.read_text() and mhz > 0
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_unknown_target_lists_the_valid_ones(capsys):
+    code, err = _cli(capsys, "synth", "--preset", "tiny", "--target", "nosuchboard")
+    assert code == 2 and len(err) == 1
+    for name in ("ulx3s-85f", "icebreaker", "ecp5-85f", "up5k"):
+        assert name in err[0]
+
+
+@pytest.mark.parametrize("argv, field", [
+    (("--target", "icebreaker", "--clock", "50"), "--clock"),
+    (("--target", "up5k", "--clock", "0"), "--clock = 0"),
+    (("--target", "up5k", "--timeout", "-1"), "--timeout"),
+    (("--target", "up5k", "--preset", "nosuch"), "unknown preset"),
+])
+def test_bad_synth_input_is_one_line_exit_2(capsys, tmp_path, argv, field):
+    code, err = _cli(capsys, "synth", *argv, "-o", str(tmp_path))
+    assert code == 2 and len(err) == 1 and field in err[0]
+
+
+def test_harness_runs_its_layer_to_the_golden_output():
+    """The on-chip harness is a working system, not just a load for synthesis: from reset it
+    sends every descriptor, its block-RAM DRAM model serves the accelerator's DMA, and the
+    output region it holds at the end equals the numpy executor's (= the golden model's)."""
+    from amaranth.sim import Simulator
+
+    from gen.fpga import harness
+    from gen.program import execute
+    params = preset("tiny").replace(name="h3x2", rows=3, cols=2)
+    top, _spec, prog = harness(params, spec="C=2,M=3,H=5,W=5,R=3,S=3,stride=1,pad=1")
+    expected = execute(prog, params)
+    got = {}
+
+    async def bench(ctx):
+        for _ in range(20000):
+            await ctx.tick()
+            if ctx.get(top.done):
+                break
+        got["done"] = ctx.get(top.done)
+        got["error"] = ctx.get(top.error)
+        got["out"] = [ctx.get(top.dram.data[a])
+                      for a in range(prog.out_base, prog.out_base + prog.out_words)]
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got["done"] and not got["error"]
+    assert got["out"] == list(expected[prog.out_base:prog.out_base + prog.out_words])
+    assert any(got["out"])
+
+
+def test_a_tool_timeout_stops_the_whole_build(tmp_path):
+    """A board build is a shell script starting the tools: the timeout must stop them all."""
+    import os
+    import time
+
+    from gen.fpga import FlowError, _run
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    with pytest.raises(FlowError, match="did not finish within 1 s"):
+        _run(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], tmp_path,
+             tmp_path / "log", "the build", 1)
+    assert time.monotonic() - t0 < 30
+    child = int(pidfile.read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the script's child survived the timeout")
