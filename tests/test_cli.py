@@ -55,12 +55,26 @@ def test_generate_eyeriss_writes_lint_clean_verilog_and_manifest(tmp_path):
     (["run", "--preset", "tiny", "--layer", "alexnet.conv1"],
      "R = 11 > rows = 6: filter height exceeds the PE array"),
     (["run", "--preset", "tiny", "--layer", "C=3,M=4,H=8,Q=2"], "unknown"),
+    (["run", "--preset", "tiny", "--network", "lenet5", "--dram-bandwidth", "3"],
+     "--dram-bandwidth: DRAM bandwidth = 3 bytes per cycle is invalid for a 64-bit port: "
+     "allowed >= 8 or a whole number of cycles per word (8, 4, 2, 1"),
+    (["run", "--preset", "tiny", "--layer", "C=1,M=1,H=4,R=3", "--dram-bandwidth", "0"],
+     "DRAM bandwidth = 0.0 bytes per cycle is out of range: allowed > 0"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
     extra = ["-o", str(tmp_path)] if args[0] == "generate" else []
     assert main([*args, *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_network_without_rlc_hardware_says_use_no_rlc(tmp_path, capsys):
+    cfg = tmp_path / "narrow.toml"
+    cfg.write_text('preset = "tiny"\nrlc_word_bits = 32\n')
+    assert main(["run", "--config", str(cfg), "--network", "alexnet-mini"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot move RLC-coded feature maps" in err
+    assert "use --no-rlc" in err
 
 
 def test_bad_toml_value_exits_2_with_one_line(tmp_path):
