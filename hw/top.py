@@ -47,6 +47,7 @@ from amaranth.lib.wiring import In, Out
 from .array import PEArray
 from .descriptor import ADDR_BITS, COUNT_BITS, DATAFLOW_CODES, DescError, descriptor_layout
 from .params import AcceleratorParams
+from .pe import MAX_STRIDE
 from .rlc import RLCDecoder, RLCEncoder
 
 __all__ = ["Accelerator", "TOP_COUNTERS", "dma_request_layout"]
@@ -377,25 +378,25 @@ class Accelerator(wiring.Component):
         ]
         if "os" in p.dataflows:
             m.d.comb += array.fold.eq(Mux(is_os, d.filt_rows, 1))
-        # Ring geometry: as many window columns as the ifmap scratchpad holds. Division by
-        # the (small) channel count is a lookup over its possible values.
-        ring_cols = Signal(range(p.ifmap_spad_depth + 1))
+        # Ring geometry: as many window columns as the ifmap scratchpad holds, and the ring
+        # step (stride*q) mod (ring_cols*q) = q * (stride mod ring_cols). All three depend only
+        # on the (small) channel count q and the stride, so they are a table over the legal
+        # values (a few LUT levels; no multiplier or division in the path).
+        D = p.ifmap_spad_depth
+        ring_cols = Signal(range(D + 1))
+        ring_words = Signal(range(D + 1))
+        step_mod = Signal(range(D + 1))
         with m.Switch(pe_q):
-            for q in range(1, p.ifmap_spad_depth + 1):
+            for q in range(1, D + 1):
                 with m.Case(q):
-                    m.d.comb += ring_cols.eq(p.ifmap_spad_depth // q)
-        ring_words = Signal(range(p.ifmap_spad_depth + 1))
-        step = Signal(range(16 * p.ifmap_spad_depth + 1))
-        m.d.comb += [ring_words.eq(ring_cols * pe_q), step.eq(d.stride * pe_q)]
-        step_mod = Signal(range(p.ifmap_spad_depth + 1))
-        # (stride*chans) mod ring_words by repeated subtraction bounded by the stride.
-        acc_mod = step
-        for n in range(16):     # each step in a signal: the expression stays linear in size
-            nxt = Signal.like(step, name=f"step_mod{n}")
-            m.d.comb += nxt.eq(Mux(acc_mod >= ring_words, acc_mod - ring_words, acc_mod))
-            acc_mod = nxt
-        m.d.comb += [step_mod.eq(acc_mod), pe_cfg.ring_cols.eq(ring_cols),
-                     pe_cfg.ring_words.eq(ring_words), pe_cfg.step_words.eq(step_mod)]
+                    rc = D // q
+                    m.d.comb += [ring_cols.eq(rc), ring_words.eq(rc * q)]
+                    with m.Switch(d.stride):
+                        for st in range(1, MAX_STRIDE + 1):
+                            with m.Case(st):
+                                m.d.comb += step_mod.eq(q * (st % rc))
+        m.d.comb += [pe_cfg.ring_cols.eq(ring_cols), pe_cfg.ring_words.eq(ring_words),
+                     pe_cfg.step_words.eq(step_mod)]
 
         # ---- filter loader: GLB[filt_glb + n] -> filter network -------------------------
         # RS, WS: one block per pass (FLOAD). OS: the block again for every further output
