@@ -208,32 +208,14 @@ def calibrate_shift(acc: np.ndarray, data_width: int) -> int:
     return shift
 
 
-def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
-                sim: str = "verilator", seed: int = 0,
-                stall_prob: float = 0.0, dram_latency: int = 16, cache: Path = CACHE,
-                waves: bool = False, progress=None, rlc: bool = True,
-                dram_bytes_per_cycle: float | None = None) -> dict:
-    """Consecutive layers in one program: each reads the previous layer's output from DRAM;
-    every layer's output region is compared with the golden model's. With ``rlc`` every
-    output is written run-length coded and every input but the first read that way."""
+def network_data(params: AcceleratorParams, layers, seed: int = 0):
+    """Random data for consecutive layers and their golden outputs: (layers with calibrated
+    shifts, weights, each layer's input, each layer's output)."""
     import dataclasses
 
     from tb.golden import conv2d, requantize
-    from tb.top_regression import run_program_bench
-
-    from .program import build_network, check_chain, encode_tensor
-    from .perf import timeline
-
-    check_chain(layers)     # before any golden convolution of a network that cannot run
-    if rlc and not (params.rlc_word_bits == params.dram_width >= 16):
-        raise ValueError(f"this design cannot move RLC-coded feature maps (rlc_word_bits = "
-                         f"{params.rlc_word_bits}, dram_width = {params.dram_width}: needs "
-                         f"equal widths of at least 16); use --no-rlc")
-    t0 = time.monotonic()
-    say = progress or (lambda message: None)
     x, _ = layer_data(layers[0], params, seed)
-    x0 = x
-    calibrated, weights, goldens, inputs = [], [], [], []
+    calibrated, weights, inputs, goldens = [], [], [], []
     for k, layer in enumerate(layers):
         _, w = layer_data(layer, params, seed + 1 + k)
         acc = conv2d(x, w, stride=layer.stride, pad=layer.pad, groups=layer.groups)
@@ -246,6 +228,31 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
         inputs.append(x)
         goldens.append(out)
         x = out
+    return calibrated, weights, inputs, goldens
+
+
+def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
+                sim: str = "verilator", seed: int = 0,
+                stall_prob: float = 0.0, dram_latency: int = 16, cache: Path = CACHE,
+                waves: bool = False, progress=None, rlc: bool = True,
+                dram_bytes_per_cycle: float | None = None) -> dict:
+    """Consecutive layers in one program: each reads the previous layer's output from DRAM;
+    every layer's output region is compared with the golden model's. With ``rlc`` every
+    output is written run-length coded and every input but the first read that way."""
+    from tb.top_regression import run_program_bench
+
+    from .program import build_network, check_chain, encode_tensor
+    from .perf import timeline
+
+    check_chain(layers)     # before any golden convolution of a network that cannot run
+    if rlc and not (params.rlc_word_bits == params.dram_width >= 16):
+        raise ValueError(f"this design cannot move RLC-coded feature maps (rlc_word_bits = "
+                         f"{params.rlc_word_bits}, dram_width = {params.dram_width}: needs "
+                         f"equal widths of at least 16); use --no-rlc")
+    t0 = time.monotonic()
+    say = progress or (lambda message: None)
+    calibrated, weights, inputs, goldens = network_data(params, layers, seed)
+    x0 = inputs[0]
     mappings = [map_layer(layer, params, dataflow) for layer in calibrated]
     net = build_network(mappings, x0, weights, rlc=rlc)
     interval = dram_word_interval(params.dram_width, dram_bytes_per_cycle)

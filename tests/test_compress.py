@@ -1,8 +1,6 @@
 """Compressed feature maps: the layout, the reference codec against the golden one, the
 reference executor through compressed layers, and the model's DRAM words for them."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -10,9 +8,10 @@ from gen.compress import (decode_row, encode_row, entropy_bits, rlc_layout, row_
 from gen.mapper import map_layer
 from gen.perf import estimate
 from gen.program import (Program, build_network, decode_tensor, encode_tensor, execute)
+from gen.run import network_data
 from gen.workload import NETWORKS
 from hw.params import PRESETS
-from tb.golden import conv2d, requantize, rlc_decode, rlc_encode
+from tb.golden import rlc_decode, rlc_encode
 
 TINY, EYERISS = PRESETS["tiny"], PRESETS["eyeriss"]
 
@@ -84,22 +83,8 @@ def test_entropy_bound():
 
 
 def _network(name, p, seed=0):
-    layers = NETWORKS[name]
-    rng = np.random.default_rng(seed)
-    lim = 1 << (p.data_width - 1)
-    x = rng.integers(-lim, lim, size=(1, layers[0].C, layers[0].H, layers[0].W))
-    xs, ws, goldens, cal = [x], [], [], []
-    for layer in layers:
-        w = rng.integers(-lim, lim, size=(layer.M, layer.Cg, layer.R, layer.S))
-        acc = conv2d(xs[-1], w, stride=layer.stride, pad=layer.pad, groups=layer.groups)
-        shift = max(0, int(np.abs(acc).max()).bit_length() - p.data_width + 2)
-        layer = dataclasses.replace(layer, shift=shift)
-        out = requantize(acc, shift=shift, out_width=p.data_width, relu=layer.relu)
-        ws.append(w)
-        goldens.append(out)
-        xs.append(out)
-        cal.append(layer)
-    return [map_layer(layer, p) for layer in cal], x, ws, goldens, xs
+    layers, ws, xs, goldens = network_data(p, list(NETWORKS[name]), seed)
+    return [map_layer(layer, p) for layer in layers], xs[0], ws, goldens, xs
 
 
 @pytest.mark.parametrize("name", ["alexnet-mini", "lenet5"])
