@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.check import CHECK_CYCLES
 from hw.descriptor import PassDescriptor
 from hw.params import AcceleratorParams
 from hw.top import TOP_COUNTERS
@@ -77,8 +78,9 @@ FLOAD_TAIL = 2
 #: Cycles of a write-back burst beyond one per lane (request, pipeline, beat hand-off, next
 #: row's set-up).
 WB_TAIL = 3
-#: Loader cycles per pass outside its DMA: check, the cycle that starts the first burst.
-LOAD_OVERHEAD = 2
+#: Loader cycles per pass outside its DMA: the check (hw/check.py), the cycle that starts the
+#: first burst.
+LOAD_OVERHEAD = CHECK_CYCLES + 1
 #: Executor cycles per pass outside its phases: set-up (the array's IDs settle), done.
 EXEC_OVERHEAD = 2
 
@@ -391,8 +393,9 @@ def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams)
 def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, int]:
     """Cycles of a sequence of passes with the loader and the executor overlapping.
 
-    Cycle 0 accepts the first descriptor. Pass k: the loader checks it (cycle A+1), starts
-    its first burst at w >= A+2 (a ``sync`` pass waits there for the executor to be idle),
+    Cycle 0 accepts the first descriptor. Pass k: the loader checks it (cycles A+1 ..
+    A+CHECK_CYCLES), starts its first burst at w >= A+CHECK_CYCLES+1 (a ``sync`` pass waits
+    there for the executor to be idle),
     runs the DMA (w+1 .. w+dma), is ready at r = w+dma+1 and hands the pass over at
     h = max(r, e_prev) -- the executor takes a ready pass in the cycle it finishes the previous
     one (e_prev), or later as soon as the pass is ready; the executor runs set-up at h+1 and is
@@ -404,7 +407,7 @@ def timeline(descs, perf: PerfConfig, params: AcceleratorParams) -> dict[str, in
     overlap = stall = 0
     for d in descs:
         c = cycle_counts(d, perf, params)
-        w = accept + 2
+        w = accept + CHECK_CYCLES + 1
         if d.sync and e_prev is not None:
             w = max(w, e_prev + 1)
         dma_lo, dma_hi = w + 1, w + c["dma_in_cycles"]

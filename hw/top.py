@@ -45,7 +45,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .array import PEArray
-from .descriptor import ADDR_BITS, COUNT_BITS, DATAFLOW_CODES, DescError, descriptor_layout
+from .check import DescriptorCheck
+from .descriptor import ADDR_BITS, COUNT_BITS, DescError, descriptor_layout
 from .params import AcceleratorParams
 from .pe import MAX_STRIDE
 from .rlc import RLCDecoder, RLCEncoder
@@ -163,82 +164,20 @@ class Accelerator(wiring.Component):
         for ev, top_name in _PE_TO_TOP.items():
             count(top_name, array.events[ev])
 
-        # ---- derived descriptor values (registered in SETUP) ----------------------------
-        pqs = Signal(16)            # filters x chans x taps
-        s_stride = Signal(range(p.glb_words * rows + 1))   # chans x ch_words
-        err = Signal(DescError)
-
-        # ---- the descriptor check -------------------------------------------------------
-        # Same rules as PassDescriptor.error(), in the same order.
+        # ---- the descriptor check (hw/check.py) and the values it derives -----------------
+        # The loader's check runs on ``dl``; the executor keeps a copy of the derived values
+        # of its pass (``xd``), taken with ``d`` at the hand-off.
+        m.submodules.check = check = DescriptorCheck(p)
+        m.d.comb += [check.desc.eq(dl), check.run.eq(lstate == _Load.CHECK)]
+        ld = check.derived
+        xd = Signal.like(ld)
         n_idx = max(1, p.dram_width // 16)   # row-index entries per DRAM word
         # Compressed transport needs RLC words as wide as DRAM words (and 16-bit entries).
         has_rlc = p.rlc_word_bits == p.dram_width and p.dram_width >= 16
         if L & (L - 1):
             raise ValueError(f"lanes = {L} must be a power of two (dram_width / data_width)")
-
-        def derived(desc, tag):
-            # the dataflow modes this hardware has (constant 0 for the others)
-            ws, os_ = Signal(name=f"{tag}_ws"), Signal(name=f"{tag}_os")
-            if "ws" in p.dataflows:
-                m.d.comb += ws.eq(desc.dataflow == DATAFLOW_CODES["ws"])
-            if "os" in p.dataflows:
-                m.d.comb += os_.eq(desc.dataflow == DATAFLOW_CODES["os"])
-            pe_q = Signal(16, name=f"{tag}_pe_q")       # channels of a PE's window
-            m.d.comb += pe_q.eq(Mux(os_, desc.chans * desc.filt_rows, desc.chans))
-            qs = pe_q * desc.taps
-            act_rows = Mux(os_, desc.vgroups, desc.vgroups * desc.filt_rows)
-            return dict(ws=ws, os=os_, pe_q=pe_q, qs=qs, pqs=desc.filters * qs,
-                        act_rows=act_rows, padded=desc.in_width + 2 * desc.pad,
-                        f_groups=(act_rows + L - 1) // L,
-                        tile=desc.vgroups * desc.chans * desc.ch_words)
-
-        c = derived(dl, "l")
-        qs_l, pqs_l, act_l, padded_l = c["qs"], c["pqs"], c["act_rows"], c["padded"]
-        x = derived(d, "x")
-        qs, pqs_c, act_rows, padded = x["qs"], x["pqs"], x["act_rows"], x["padded"]
-        is_ws, is_os = x["ws"], x["os"]
-        flow_ok = Cat(*[dl.dataflow == DATAFLOW_CODES[f] for f in p.dataflows]).any()
-        p_max = Mux(c["ws"], min(255, p.filter_spad_depth), p.psum_spad_depth)
-        with m.If(~flow_ok):
-            m.d.comb += err.eq(DescError.DATAFLOW)
-        with m.Elif((dl.taps == 0) | (dl.chans == 0) | (qs_l > p.ifmap_spad_depth)):
-            m.d.comb += err.eq(DescError.TAPS)
-        with m.Elif((dl.filters == 0) | (dl.filters > p_max) |
-                    (pqs_l > p.filter_spad_depth)):
-            m.d.comb += err.eq(DescError.FILTERS)
-        with m.Elif(dl.stride == 0):
-            m.d.comb += err.eq(DescError.STRIDE)
-        with m.Elif((dl.filt_rows == 0) | (dl.vgroups == 0) | (act_l > rows)):
-            m.d.comb += err.eq(DescError.ROWS)
-        with m.Elif((dl.ncols == 0) | (dl.ncols > cols)):
-            m.d.comb += err.eq(DescError.COLS)
-        with m.Elif((dl.in_width == 0) | (padded_l > 4095) | (dl.out_width == 0) |
-                    ((dl.out_width - 1) * dl.stride + dl.taps > padded_l)):
-            m.d.comb += err.eq(DescError.WIDTH)
-        with m.Elif((dl.nrows != (dl.ncols - 1) * dl.stride + dl.filt_rows) |
-                    (dl.row_lo > dl.row_hi) | (dl.row_hi > dl.nrows) |
-                    (dl.nch_valid == 0) | (dl.nch_valid > dl.vgroups * dl.chans) |
-                    (dl.row_words != (dl.in_width + L - 1) // L) |
-                    (dl.ch_words != dl.nrows * dl.row_words) |
-                    (dl.in_burst != (dl.row_hi - dl.row_lo) * dl.row_words)):
-            m.d.comb += err.eq(DescError.GEOMETRY)
-        with m.Elif((dl.filt_words != c["f_groups"] * pqs_l) | (c["tile"] > dl.filt_glb) |
-                    (dl.filt_glb + dl.filt_words > half)):
-            m.d.comb += err.eq(DescError.GLB)
-        with m.Elif(dl.out_width * dl.filters > p.psum_buf_depth):
-            m.d.comb += err.eq(DescError.PSUM_BUF)
-        with m.Elif((dl.p_valid == 0) | (dl.p_valid > dl.filters) |
-                    (dl.out_row_words != (dl.out_width + L - 1) // L) |
-                    (dl.shift >= pw)):
-            m.d.comb += err.eq(DescError.WRITEBACK)
-        with m.Elif((dl.in_rlc | dl.out_rlc) & (not has_rlc)):
-            m.d.comb += err.eq(DescError.RLC)
-        with m.Elif(dl.in_rlc & (dl.in_burst != 0) &
-                    ((dl.in_idx_len == 0) | (dl.in_lane_a >= n_idx) |
-                     (dl.in_lane_b >= n_idx))):
-            m.d.comb += err.eq(DescError.RLC)
-        with m.Else():
-            m.d.comb += err.eq(DescError.NONE)
+        qs, pqs, act_rows, padded = xd.qs, xd.pqs, xd.act_rows, xd.padded
+        is_ws, is_os = xd.ws, xd.os
 
         # ---- DMA read engine: one burst (dram addr, len) into the GLB at glb_dst -------
         rd_go = Signal()                     # pulse: start the burst go_addr/go_len/go_dst
@@ -364,12 +303,12 @@ class Accelerator(wiring.Component):
 
         # ---- array programming (held for the whole pass) --------------------------------
         pe_cfg = array.cfg
-        pe_q = x["pe_q"]
+        pe_q = xd.pe_q
         m.d.comb += [
             pe_cfg.taps.eq(d.taps), pe_cfg.channels.eq(pe_q), pe_cfg.filters.eq(d.filters),
             pe_cfg.stride.eq(d.stride), pe_cfg.width.eq(padded),
             pe_cfg.out_width.eq(d.out_width), pe_cfg.rows.eq(1), pe_cfg.psum_in_en.eq(0),
-            pe_cfg.window_words.eq(qs), pe_cfg.filter_words.eq(pqs_c),
+            pe_cfg.window_words.eq(qs), pe_cfg.filter_words.eq(pqs),
             pe_cfg.mode.eq(d.dataflow),
             # OS: row r is channel group r, and takes filt_rows ifmap rows (see hw/array.py)
             array.filt_rows.eq(Mux(is_os, 1, d.filt_rows)), array.stride.eq(d.stride),
@@ -492,7 +431,7 @@ class Accelerator(wiring.Component):
             last_w = g_w == d.in_width + d.pad - 1
             m.d.sync += [g_h.eq(g_h + 1), g_ah.eq(g_ah + d.row_words)]
             with m.If(last_h):
-                m.d.sync += [g_h.eq(0), g_ah.eq(0), g_s.eq(g_s + 1), g_as.eq(g_as + s_stride),
+                m.d.sync += [g_h.eq(0), g_ah.eq(0), g_s.eq(g_s + 1), g_as.eq(g_as + xd.s_stride),
                              g_k.eq(g_k + d.chans)]
                 with m.If(last_s):
                     m.d.sync += [g_s.eq(0), g_as.eq(0), g_k.eq(g_c + 1),
@@ -508,8 +447,7 @@ class Accelerator(wiring.Component):
                             m.d.sync += g_done.eq(1)
 
         # ---- psum buffers: readers (psum_in) and writers (psum_out) per column ----------
-        pf = Signal(range(p.psum_buf_depth + 1))      # filters x out_width
-        m.d.comb += pf.eq(d.filters * d.out_width)
+        pf = xd.pf                                    # filters x out_width
         wb_active = Signal()
         wb_col = Signal(range(cols))
         wb_raddr = Signal(range(p.psum_buf_depth + 1))
@@ -809,17 +747,17 @@ class Accelerator(wiring.Component):
                 with m.If(self.desc.valid):
                     m.d.sync += [dl.eq(self.desc.payload), lstate.eq(_Load.CHECK)]
             with m.Case(_Load.CHECK):
-                with m.If(err != DescError.NONE):
-                    m.d.sync += [self.error.eq(1), self.error_code.eq(err),
+                with m.If(check.done & (check.err != DescError.NONE)):
+                    m.d.sync += [self.error.eq(1), self.error_code.eq(check.err),
                                  lstate.eq(_Load.IDLE)]
-                with m.Else():
+                with m.Elif(check.done):
                     m.d.sync += lstate.eq(_Load.WAIT)
             with m.Case(_Load.WAIT):
                 with m.If(~dl.sync | (xstate == _Exec.IDLE)):
                     m.d.comb += [rd_go.eq(1), go_addr.eq(dl.filt_dram),
                                  go_len.eq(dl.filt_words), go_dst.eq(dl.filt_glb)]
                     m.d.sync += [k_ch.eq(0), k_dram.eq(dl.in_dram), k_idx.eq(dl.in_idx),
-                                 k_glb.eq(dl.row_lo * dl.row_words), lstate.eq(_Load.DMA_FILT)]
+                                 k_glb.eq(ld.glb_lo), lstate.eq(_Load.DMA_FILT)]
             with m.Case(_Load.DMA_FILT):
                 with m.If(~rd_busy):
                     m.d.sync += lstate.eq(_Load.DMA_IN)
@@ -859,15 +797,14 @@ class Accelerator(wiring.Component):
             with m.Case(_Load.READY):
                 # hand the pass to the executor; the loader may take the next descriptor
                 with m.If(xstate == _Exec.IDLE):
-                    m.d.sync += [d.eq(dl), xbuf.eq(lbuf), lbuf.eq(~lbuf),
+                    m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
                                  lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
 
         # ---- the executor ----------------------------------------------------------------
         with m.Switch(xstate):
             with m.Case(_Exec.SETUP):
-                # register derived values; the array IDs settle during this cycle
-                m.d.sync += [pqs.eq(pqs_c), s_stride.eq(d.chans * d.ch_words),
-                             xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0),
+                # the array IDs (derived from the new descriptor) settle during this cycle
+                m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0),
                              fl_idx.eq(0), fl_g.eq(0)]
             with m.Case(_Exec.FLOAD):
                 with m.If((fl_n == d.filt_words) & ~fl_valid):
@@ -917,7 +854,7 @@ class Accelerator(wiring.Component):
                 count("passes", 1)
                 with m.If(lstate == _Load.READY):
                     # the next pass is loaded: take it without an idle cycle
-                    m.d.sync += [d.eq(dl), xbuf.eq(lbuf), lbuf.eq(~lbuf),
+                    m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
                                  lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
                 with m.Else():
                     m.d.sync += xstate.eq(_Exec.IDLE)

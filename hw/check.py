@@ -1,0 +1,238 @@
+"""The descriptor check: a small sequential engine with one shared multiplier.
+
+The loader runs it on every descriptor it accepts (state ``CHECK``). It makes exactly the
+checks of :meth:`hw.descriptor.PassDescriptor.error`, with the same priority, and derives the
+values the executor needs (``pqs``, ``qs``, ...), so that neither the loader nor the executor
+carries a multiplier of its own. The products are computed one per cycle on one
+``a_width x b_width`` multiplier (a single DSP block on ECP5 and iCE40 for the presets), each
+registered before it is compared, so no multiplier and comparator sit in one path.
+
+Cycle ``k`` of the check (``run`` high, ``k = 0 .. CHECK_CYCLES - 1``):
+
+* ``k = 0`` -- every rule term that needs no product (zero fields, ranges, lane counts);
+  the multiplier forms product 0;
+* ``k = 1 .. 14`` -- product ``k - 1`` (registered) is compared and/or kept; the multiplier
+  forms product ``k``;
+* ``k = CHECK_CYCLES - 1`` -- ``done``: ``err`` is the first failed rule in
+  :class:`~hw.descriptor.DescError` order, and ``derived`` holds the pass's values.
+
+Operand widths: a product whose operands were truncated is only ever looked at when every
+earlier rule passed, and those rules bound the operands (e.g. ``pqs`` feeds the filter-block
+size only once ``pqs <= filter_spad_depth`` is known), so the verdict is exact.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .descriptor import DATAFLOW_CODES, DescError, descriptor_layout
+from .params import AcceleratorParams
+from .pe import MAX_ROW_WIDTH
+
+__all__ = ["DescriptorCheck", "CHECK_CYCLES", "derived_layout"]
+
+#: The rules in the order :meth:`PassDescriptor.error` tests them (the first that fails is the
+#: verdict).
+PRIORITY = (DescError.DATAFLOW, DescError.TAPS, DescError.FILTERS, DescError.STRIDE,
+            DescError.ROWS, DescError.COLS, DescError.WIDTH, DescError.GEOMETRY, DescError.GLB,
+            DescError.PSUM_BUF, DescError.WRITEBACK, DescError.RLC)
+
+#: Cycles the loader spends in ``CHECK`` per descriptor (14 products, the verdict).
+CHECK_CYCLES = 16
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+def derived_layout(params: AcceleratorParams) -> data.StructLayout:
+    """Values derived from a descriptor the check accepted (bounded by its rules)."""
+    p = params
+    return data.StructLayout({
+        "ws":       1,                              # dataflow is WS (hardware has it)
+        "os":       1,                              # ... OS
+        "pe_q":     _bits(p.ifmap_spad_depth),      # channels of a PE's window
+        "qs":       _bits(p.ifmap_spad_depth),      # pe_q x taps
+        "pqs":      _bits(p.filter_spad_depth),     # filters x pe_q x taps
+        "act_rows": _bits(p.rows),                  # active PE rows
+        "padded":   _bits(MAX_ROW_WIDTH),           # in_width + 2 pad
+        "pf":       _bits(p.psum_buf_depth),        # filters x out_width
+        "s_stride": _bits(p.glb_words),             # chans x ch_words
+        "glb_lo":   _bits(p.glb_words),             # row_lo x row_words
+    })
+
+
+class DescriptorCheck(wiring.Component):
+    """Checks ``desc`` while ``run`` is high; ``done`` after :data:`CHECK_CYCLES` cycles.
+
+    ``desc`` must hold still while ``run`` is high; dropping ``run`` restarts the engine.
+    ``err`` and ``derived`` are valid in the ``done`` cycle and hold until the next run.
+    """
+
+    def __init__(self, params: AcceleratorParams):
+        self._p = params
+        super().__init__({
+            "desc":    In(descriptor_layout(params)),
+            "run":     In(1),
+            "done":    Out(1),
+            "err":     Out(DescError),
+            "derived": Out(derived_layout(params)),
+        })
+
+    @staticmethod
+    def operand_widths(params: AcceleratorParams) -> tuple[int, int]:
+        """Widths of the shared multiplier's operands."""
+        glb = _bits(params.glb_words)
+        return 16, max(12, glb)
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        L = p.lanes
+        lane_bits = (L - 1).bit_length()
+        dl = self.desc
+        out = self.derived
+        half = p.glb_pass_words
+        n_idx = max(1, p.dram_width // 16)
+        has_rlc = p.rlc_word_bits == p.dram_width and p.dram_width >= 16
+
+        ck = Signal(range(CHECK_CYCLES))
+        with m.If(self.run & (ck != CHECK_CYCLES - 1)):
+            m.d.sync += ck.eq(ck + 1)
+        with m.Elif(~self.run):
+            m.d.sync += ck.eq(0)
+        m.d.comb += self.done.eq(self.run & (ck == CHECK_CYCLES - 1))
+
+        ws, os_ = Signal(), Signal()
+        if "ws" in p.dataflows:
+            m.d.comb += ws.eq(dl.dataflow == DATAFLOW_CODES["ws"])
+        if "os" in p.dataflows:
+            m.d.comb += os_.eq(dl.dataflow == DATAFLOW_CODES["os"])
+        padded = Signal(_bits(MAX_ROW_WIDTH + 2 * 255))
+        m.d.comb += padded.eq(dl.in_width + 2 * dl.pad)
+
+        # ---- the shared multiplier and its registered product ----------------------------
+        aw, bw = self.operand_widths(p)
+        a, b = Signal(aw), Signal(bw)
+        y = Signal(aw + bw)
+        m.d.sync += y.eq(a * b)
+
+        vc = Signal(16)                       # vgroups x chans (at most 255 x 255)
+        f_groups = Signal(bw)
+        m.d.comb += f_groups.eq((out.act_rows + (L - 1)) >> lane_bits)
+
+        # One flag per rule: set from the product-free terms in cycle 0, then or-ed with
+        # the terms of each product as it arrives.
+        fail = {e: Signal(name=f"fail_{e.name.lower()}") for e in PRIORITY}
+
+        def flag(e, cond):
+            m.d.sync += fail[e].eq(fail[e] | cond)
+
+        def keep(*stmts):
+            m.d.sync += list(stmts)
+
+        # Each step: the operands of product k (formed in cycle k) and what cycle k+1 does
+        # with it (``y`` holds it then).
+        steps = [
+            # 0: pe_q = chans (x filt_rows in OS)
+            ((dl.chans, Mux(os_, dl.filt_rows, 1)),
+             lambda: keep(out.pe_q.eq(y))),
+            # 1: qs = pe_q x taps  (y = pe_q)
+            ((y, dl.taps),
+             lambda: (flag(DescError.TAPS, y > p.ifmap_spad_depth),
+                      keep(out.qs.eq(y)))),
+            # 2: pqs = filters x qs  (qs fits 16 bits once TAPS passed)
+            ((y, dl.filters),
+             lambda: (flag(DescError.FILTERS, y > p.filter_spad_depth),
+                      keep(out.pqs.eq(y)))),
+            # 3: active rows = vgroups (x filt_rows unless OS)
+            ((dl.vgroups, Mux(os_, 1, dl.filt_rows)),
+             lambda: (flag(DescError.ROWS, y > p.rows),
+                      keep(out.act_rows.eq(y)))),
+            # 4: (out_width - 1) x stride: the last window must end inside the padded row
+            ((dl.out_width - 1, dl.stride),
+             lambda: flag(DescError.WIDTH, y + dl.taps > padded)),
+            # 5: (ncols - 1) x stride + filt_rows must be nrows
+            ((dl.ncols - 1, dl.stride),
+             lambda: flag(DescError.GEOMETRY, y + dl.filt_rows != dl.nrows)),
+            # 6: vgroups x chans bounds the valid channels
+            ((dl.vgroups, dl.chans),
+             lambda: (flag(DescError.GEOMETRY, dl.nch_valid > y),
+                      keep(vc.eq(y)))),
+            # 7: ch_words = nrows x row_words
+            ((dl.nrows, dl.row_words),
+             lambda: flag(DescError.GEOMETRY, dl.ch_words != y)),
+            # 8: in_burst = (row_hi - row_lo) x row_words
+            ((dl.row_hi - dl.row_lo, dl.row_words),
+             lambda: flag(DescError.GEOMETRY, dl.in_burst != y)),
+            # 9: filt_words = filter groups x pqs  (pqs, act bounded once FILTERS, ROWS passed)
+            ((out.pqs, f_groups),
+             lambda: flag(DescError.GLB, dl.filt_words != y)),
+            # 10: the ifmap tile, vgroups x chans x ch_words, ends before the filter block
+            ((vc, dl.ch_words),
+             lambda: flag(DescError.GLB, y > dl.filt_glb)),
+            # 11: pf = filters x out_width fits a column's psum buffer
+            ((dl.out_width, dl.filters),
+             lambda: (flag(DescError.PSUM_BUF, y > p.psum_buf_depth),
+                      keep(out.pf.eq(y)))),
+            # 12: s_stride = chans x ch_words (the executor's channel-group step)
+            ((dl.chans, dl.ch_words),
+             lambda: keep(out.s_stride.eq(y))),
+            # 13: glb_lo = row_lo x row_words (the first ifmap row's global-buffer offset)
+            ((dl.row_lo, dl.row_words),
+             lambda: keep(out.glb_lo.eq(y))),
+        ]
+        assert len(steps) + 2 == CHECK_CYCLES
+
+        with m.Switch(ck):
+            for k in range(CHECK_CYCLES - 1):
+                with m.Case(k):
+                    if k < len(steps):
+                        (av, bv), _ = steps[k]
+                        m.d.comb += [a.eq(av), b.eq(bv)]
+                    if k == 0:
+                        self._base_terms(m, fail, ws, os_, padded, half, n_idx, has_rlc)
+                    else:
+                        steps[k - 1][1]()
+        m.d.sync += [out.ws.eq(ws), out.os.eq(os_), out.padded.eq(padded)]
+
+        # ---- the verdict: the first failed rule --------------------------------------------
+        for e in reversed(PRIORITY):              # the last assignment (the first rule) wins
+            with m.If(fail[e]):
+                m.d.comb += self.err.eq(e)
+        return m
+
+    def _base_terms(self, m, fail, ws, os_, padded, half, n_idx, has_rlc):
+        """Cycle 0: every term without a product; the flags start from these."""
+        p = self._p
+        dl = self.desc
+        L = p.lanes
+        lane_bits = (L - 1).bit_length()
+        E = DescError
+        flow_ok = Cat(*[dl.dataflow == DATAFLOW_CODES[f] for f in p.dataflows]).any()
+        p_max = Mux(ws, min(255, p.filter_spad_depth), p.psum_spad_depth)
+        ceil_l = lambda v: (v + (L - 1)) >> lane_bits        # noqa: E731
+        terms = {
+            E.DATAFLOW: ~flow_ok,
+            E.TAPS: (dl.taps == 0) | (dl.chans == 0),
+            E.FILTERS: (dl.filters == 0) | (dl.filters > p_max),
+            E.STRIDE: dl.stride == 0,
+            E.ROWS: (dl.filt_rows == 0) | (dl.vgroups == 0),
+            E.COLS: (dl.ncols == 0) | (dl.ncols > p.cols),
+            E.WIDTH: (dl.in_width == 0) | (padded > MAX_ROW_WIDTH) | (dl.out_width == 0),
+            E.GEOMETRY: ((dl.row_lo > dl.row_hi) | (dl.row_hi > dl.nrows) |
+                         (dl.nch_valid == 0) | (dl.row_words != ceil_l(dl.in_width))),
+            E.GLB: dl.filt_glb + dl.filt_words > half,
+            E.PSUM_BUF: 0,
+            E.WRITEBACK: ((dl.p_valid == 0) | (dl.p_valid > dl.filters) |
+                          (dl.out_row_words != ceil_l(dl.out_width)) |
+                          (dl.shift >= p.psum_width)),
+            E.RLC: (((dl.in_rlc | dl.out_rlc) & (not has_rlc)) |
+                    (dl.in_rlc & (dl.in_burst != 0) &
+                     ((dl.in_idx_len == 0) | (dl.in_lane_a >= n_idx) |
+                      (dl.in_lane_b >= n_idx)))),
+        }
+        for e, cond in terms.items():
+            m.d.sync += fail[e].eq(cond)
