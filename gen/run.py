@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.params import AcceleratorParams, dram_word_interval
-from hw.top import TOP_COUNTERS
+from hw.top import TOP_COUNTERS, built_counters
 
 from .emit import cached_verilog
 from .mapper import map_layer
@@ -100,9 +100,21 @@ def compression_report(ofmap: np.ndarray, layout, params: AcceleratorParams) -> 
 
 
 def _compare(rtl: dict, model: dict) -> dict:
-    """The access counters (everything but the timing ones) where the RTL and model differ."""
+    """The access counters (everything but the timing ones) the hardware has where the RTL
+    and model differ."""
     return {k: {"rtl": rtl.get(k), "model": model.get(k)} for k in TOP_COUNTERS
-            if k not in TIMING and rtl.get(k) != model.get(k)}
+            if k in rtl and k not in TIMING and rtl.get(k) != model.get(k)}
+
+
+def _built(res: dict, params: AcceleratorParams) -> dict:
+    """The RTL's counters that the hardware has (``params.counters``); the others read 0."""
+    got = res.get("counters", {})
+    return {k: got[k] for k in built_counters(params) if k in got}
+
+
+def _dram_bytes(rtl: dict, name: str, params: AcceleratorParams):
+    """DRAM bytes from the RTL's word counter, or None when the hardware has none."""
+    return rtl[name] * params.dram_width // 8 if name in rtl else None
 
 
 def layer_data(layer: ConvLayer, params: AcceleratorParams, seed: int):
@@ -153,7 +165,7 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
             cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
             progress_path=watch.path if progress else None)
 
-    rtl = res.get("counters", {})
+    rtl = _built(res, params)
     mismatch = None
     if res.get("output") is not None and not res.get("match", False):
         mismatch = _first_mismatch(program, res["output"], golden)
@@ -174,8 +186,8 @@ def run_layer(params: AcceleratorParams, layer: ConvLayer, *, dataflow: str = "r
         "gated_macs": rtl.get("gated_macs"),
         "glb_reads": rtl.get("glb_reads"),
         "glb_writes": rtl.get("glb_writes"),
-        "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
-        "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
+        "dram_read_bytes": _dram_bytes(rtl, "dram_read_words", params),
+        "dram_write_bytes": _dram_bytes(rtl, "dram_write_words", params),
         "model_cycles": model["cycles"],
         "model_pe_utilization": perf.pe_utilization(params),
         "counters_match_model": not diffs,
@@ -280,7 +292,7 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
             dram_word_interval=interval,
             cycle_limit=max(100_000, 20 * model["cycles"]), waves=waves,
             progress_path=watch.path if progress else None, checks=checks)
-    rtl = res.get("counters", {})
+    rtl = _built(res, params)
     regions = res.get("regions") or []
     layer_rows = []
     for k, (layer, prog, g, p) in enumerate(zip(calibrated, net.programs, goldens, per_layer)):
@@ -299,8 +311,8 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
     cycles = rtl.get("cycles", 0)
     macs = sum(layer.macs for layer in calibrated)
     return {
-        "rlc": rlc, "overlap_cycles": rtl.get("overlap_cycles", 0),
-        "dma_stall_cycles": rtl.get("dma_stall_cycles", 0),
+        "rlc": rlc, "overlap_cycles": rtl.get("overlap_cycles"),
+        "dma_stall_cycles": rtl.get("dma_stall_cycles"),
         "match": bool(res.get("passed")) and all(r["match"] for r in layer_rows),
         "sim": sim, "preset": params.name, "layers": layer_rows,
         "passes": len(net.descriptors), "cycles": cycles, "macs": macs,
@@ -308,8 +320,8 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
         "model_cycles": model["cycles"],
         "counters_match_model": not diffs, "counter_diffs": diffs,
         "rtl_counters": rtl, "model_counters": model,
-        "dram_read_bytes": rtl.get("dram_read_words", 0) * params.dram_width // 8,
-        "dram_write_bytes": rtl.get("dram_write_words", 0) * params.dram_width // 8,
+        "dram_read_bytes": _dram_bytes(rtl, "dram_read_words", params),
+        "dram_write_bytes": _dram_bytes(rtl, "dram_write_words", params),
         "stall_prob": stall_prob, "dram_latency": dram_latency,
         "dram_bytes_per_cycle": dram_bytes_per_cycle, "dram_word_interval": interval, "seed": seed,
         "build_seconds": round(res.get("build_seconds", 0.0), 2),

@@ -17,11 +17,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "preset", "load_toml", "dump_toml",
+__all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "COUNTER_SETS", "preset", "load_toml", "dump_toml",
            "dram_word_interval"]
 
 
 DATAFLOWS = ("rs", "ws", "os")
+#: Values of ``counters``.
+COUNTER_SETS = ("all", "cycles")
 
 
 def _bits(n: int) -> int:
@@ -88,6 +90,10 @@ class AcceleratorParams:
     rlc_word_bits: int = 64
     #: Width of every performance counter.
     counter_width: int = 48
+    #: Which performance counters the hardware has: "all" (every counter of
+    #: hw.top.TOP_COUNTERS) or "cycles" (only ``cycles`` and ``passes``; the others read 0).
+    #: "cycles" is for the smallest FPGAs: 25 counters are about 700 iCE40 logic cells.
+    counters: str = "all"
     #: Dataflows the generated hardware supports.
     dataflows: tuple[str, ...] = DATAFLOWS
     #: Target clock, for reports (cycles to seconds) and synthesis constraints.
@@ -102,6 +108,9 @@ class AcceleratorParams:
                 raise ValueError(f"{fname} must be an integer in {lo}..{hi}, not {value!r}")
             if not lo <= value <= hi:
                 raise ValueError(f"{fname} = {value} is out of range: allowed {lo}..{hi}")
+        if self.counters not in COUNTER_SETS:
+            raise ValueError(f"counters = {self.counters!r} is invalid: allowed "
+                             f"{', '.join(repr(c) for c in COUNTER_SETS)}")
         # Dataflows: a non-empty subset of DATAFLOWS, stored as a tuple in canonical order.
         flows = self.dataflows
         if isinstance(flows, str) or not all(isinstance(f, str) for f in flows):
@@ -239,10 +248,16 @@ _TINY = AcceleratorParams(
 )
 
 PRESETS: dict[str, AcceleratorParams] = {
+    # The smallest useful point, for the iCE40UP5K (5,280 logic cells, 8 DSPs, 30 block RAMs):
+    # RS only, a 32-bit DRAM port, no RLC codec (rlc_word_bits != dram_width), only the
+    # cycles/passes counters. What runs out first on the UP5K is logic cells.
+    "pico": _TINY.replace(name="pico", rows=1, cols=1, psum_width=20, filter_spad_depth=16,
+                          psum_spad_depth=2, glb_kib=2, psum_buf_depth=32, dram_width=32,
+                          rlc_word_bits=16, counter_width=16, counters="cycles",
+                          dataflows=("rs",), clock_mhz=24),
     # Small enough that a whole layer simulates in seconds; exercises every folding path.
     "tiny": _TINY,
-    # Meant for FPGAs (6x7 PEs, 16-bit); whether it fits which device is the FPGA flow's to
-    # measure (not yet done).
+    # A mid-size FPGA point (6x7 PEs, 16-bit); bench/fpga.py measures it on ECP5-85F.
     "small": _TINY.replace(name="small", rows=6, cols=7, data_width=16, psum_width=40,
                            filter_spad_depth=64, psum_spad_depth=8, glb_kib=32, glb_banks=4,
                            psum_buf_depth=256,

@@ -51,7 +51,7 @@ from .params import AcceleratorParams
 from .pe import MAX_STRIDE
 from .rlc import RLCDecoder, RLCEncoder
 
-__all__ = ["Accelerator", "TOP_COUNTERS", "dma_request_layout"]
+__all__ = ["Accelerator", "TOP_COUNTERS", "built_counters", "dma_request_layout"]
 
 TOP_COUNTERS = (
     "cycles", "dma_in_cycles", "fload_cycles", "compute_cycles", "writeback_cycles",
@@ -62,6 +62,15 @@ TOP_COUNTERS = (
     "dram_read_words", "dram_write_words", "gin_words", "passes",
     "overlap_cycles", "dma_stall_cycles",
 )
+
+
+def built_counters(params: AcceleratorParams) -> tuple[str, ...]:
+    """The counters the hardware for ``params`` has (``params.counters``), in
+    ``TOP_COUNTERS`` order."""
+    if params.counters == "all":
+        return TOP_COUNTERS
+    return ("cycles", "passes")
+
 
 # PE event name -> top counter name
 _PE_TO_TOP = {
@@ -153,12 +162,16 @@ class Accelerator(wiring.Component):
                                       if "ws" in p.dataflows else ()))
 
         # ---- counters --------------------------------------------------------------------
+        # Counters the parameters leave out read 0 (their events are not counted).
         cw = p.counter_width
-        cnt = {name: Signal(cw, name=f"cnt_{name}") for name in TOP_COUNTERS}
-        m.d.comb += self.cnt_value.eq(Array(cnt[n] for n in TOP_COUNTERS)[self.cnt_sel])
+        built = built_counters(p)
+        cnt = {name: Signal(cw, name=f"cnt_{name}") for name in built}
+        m.d.comb += self.cnt_value.eq(
+            Array(cnt.get(n, Const(0, cw)) for n in TOP_COUNTERS)[self.cnt_sel])
 
         def count(name, amount):
-            m.d.sync += cnt[name].eq(cnt[name] + amount)
+            if name in cnt:
+                m.d.sync += cnt[name].eq(cnt[name] + amount)
 
         count("cycles", self.busy)
         for ev, top_name in _PE_TO_TOP.items():

@@ -45,7 +45,7 @@ def test_generate_eyeriss_writes_lint_clean_verilog_and_manifest(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["generate", "--config", "nonexistent.toml"], "cannot read config 'nonexistent.toml'"),
-    (["generate", "--preset", "huge"], "unknown preset 'huge': allowed tiny, small, eyeriss"),
+    (["generate", "--preset", "huge"], "unknown preset 'huge': allowed pico, tiny, small, eyeriss"),
     (["generate", "--preset", "tiny", "--config", "x.toml"], "not both"),
     (["pe", "--preset", "tiny", "--sim", "modelsim"], "invalid choice: 'modelsim'"),
     (["pe", "--preset", "tiny", "--stall-prob", "1.5"], "stall_prob = 1.5 is out of range"),

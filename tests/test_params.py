@@ -37,6 +37,7 @@ def test_eyeriss_preset_is_the_chip():
     ("rows", 2.5, r"rows must be an integer in 1\.\.64, not 2\.5"),
     ("rows", True, r"rows must be an integer"),
     ("name", "my design", r"name must be an identifier"),
+    ("counters", "some", r"counters = 'some' is invalid: allowed 'all', 'cycles'"),
 ])
 def test_bad_field_names_field_value_and_range(field, value, message):
     with pytest.raises(ValueError, match=message):

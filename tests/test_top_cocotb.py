@@ -50,3 +50,18 @@ def test_layer_on_rtl(sim, name, spec, stall):
         own = rtl["cycles"] - rtl["dma_stall_cycles"] - rtl["dram_wr_stall"]
         model_own = model["cycles"] - model["dma_stall_cycles"] - model["dram_wr_stall"]
         assert own == model_own, (own, model_own)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_pico_counts_only_cycles_and_passes(sim):
+    """The pico preset (RS only, 32-bit DRAM, no RLC codec, counters = "cycles"): a layer
+    still matches the golden model to the word and the model to the cycle; the counters
+    left out read 0 and are not reported."""
+    pico = PRESETS["pico"]
+    assert pico.counters == "cycles"
+    r = run_layer(pico, parse_layer("C=6,M=5,H=5,W=7,R=1,S=1"), sim=sim, seed=3)
+    assert r["match"], f"first mismatch {r['first_mismatch']}; see {r['log']}"
+    assert set(r["rtl_counters"]) == {"cycles", "passes"}
+    assert r["cycles"] == r["model_cycles"] > 0
+    assert r["rtl_counters"]["passes"] == r["passes"] == r["model_counters"]["passes"]
+    assert r["dram_read_bytes"] is None and r["gated_macs"] is None
