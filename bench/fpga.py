@@ -16,8 +16,9 @@ Runs (``--runs`` picks some, default all but ``eyeriss``):
                                the largest array found to fit ECP5-85F and one size up
   eyeriss-ecp5                 the eyeriss preset (12x14 PEs, 108 KiB) on ECP5-85F, packed
   tiny-up5k                    the tiny preset on iCE40UP5K, packed
-  min-up5k                     the smallest design point the parameters allow (1x1 PE,
-                               8-bit, 16-bit counters, 1 KiB buffer) on iCE40UP5K, packed
+  pico-up5k                    the pico preset (1x1 PE, RS only, no RLC codec, cycles/passes
+                               counters) on iCE40UP5K: the largest that fits
+  pico2-up5k                   pico with 2x1 PEs on iCE40UP5K, packed: one PE more
 """
 
 from __future__ import annotations
@@ -32,10 +33,7 @@ from gen.fpga import TARGETS, FitError, FlowError, _cells, synthesize
 from hw.params import dump_toml, preset
 
 _SMALL = preset("small")
-#: The smallest design point the parameters allow: one PE, 8-bit, the shortest counters.
-_MIN = preset("tiny").replace(name="min", rows=1, cols=1, psum_width=20, filter_spad_depth=16,
-                              psum_spad_depth=2, glb_kib=1, psum_buf_depth=32,
-                              counter_width=16)
+_PICO = preset("pico")
 
 #: name -> (parameters, target, stage, clock MHz or None for the constraint file's)
 RUNS = {
@@ -46,7 +44,8 @@ RUNS = {
     "over-ecp5": (_SMALL.replace(name="over", rows=8, cols=9), "ecp5-85f", "pack", None),
     "eyeriss-ecp5": (preset("eyeriss"), "ecp5-85f", "pack", None),
     "tiny-up5k": (preset("tiny"), "up5k", "pack", None),
-    "min-up5k": (_MIN, "up5k", "pack", None),
+    "pico-up5k": (_PICO, "up5k", "route", None),
+    "pico2-up5k": (_PICO.replace(name="pico2", rows=2), "up5k", "pack", None),
 }
 DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
 

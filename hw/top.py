@@ -28,7 +28,10 @@ Dataflows (the descriptor's ``dataflow``; hardware only for those in ``params.da
 
 Ports:
 
-* ``desc`` -- descriptor stream in; accepted while the loader is idle.
+* ``desc`` -- descriptor stream in. The loader starts on a descriptor as soon as it is valid
+  and consumes it (``ready``) when it hands the pass to the executor or refuses it: the source
+  must hold ``payload`` stable while ``valid`` is high and ``ready`` low (the stream rule), and
+  the accelerator keeps no copy of a descriptor it is still loading.
 * ``busy``, ``error``, ``error_code``, ``passes_done`` -- status. A descriptor the controller
   cannot execute is consumed and dropped, ``error`` goes high (sticky until reset) and
   ``error_code`` says why (:class:`hw.descriptor.DescError`).
@@ -133,7 +136,10 @@ class Accelerator(wiring.Component):
         L, dw, pw = p.lanes, p.data_width, p.psum_width
         rows, cols = p.rows, p.cols
 
-        dl = Signal(self.desc_layout)       # the loader's descriptor
+        # The loader works on the descriptor at the head of the ``desc`` stream and consumes
+        # it (``ready``) only when it hands the pass to the executor (or refuses it), so it
+        # keeps no copy of its own.
+        dl = self.desc.payload
         d = Signal(self.desc_layout)        # the executor's descriptor
         lstate = Signal(_Load)
         xstate = Signal(_Exec)
@@ -756,11 +762,12 @@ class Accelerator(wiring.Component):
         # ---- the loader ------------------------------------------------------------------
         with m.Switch(lstate):
             with m.Case(_Load.IDLE):
-                m.d.comb += self.desc.ready.eq(1)
                 with m.If(self.desc.valid):
-                    m.d.sync += [dl.eq(self.desc.payload), lstate.eq(_Load.CHECK)]
+                    m.d.sync += lstate.eq(_Load.CHECK)
             with m.Case(_Load.CHECK):
                 with m.If(check.done & (check.err != DescError.NONE)):
+                    # refused: consume the descriptor, report why
+                    m.d.comb += self.desc.ready.eq(1)
                     m.d.sync += [self.error.eq(1), self.error_code.eq(check.err),
                                  lstate.eq(_Load.IDLE)]
                 with m.Elif(check.done):
@@ -810,6 +817,7 @@ class Accelerator(wiring.Component):
             with m.Case(_Load.READY):
                 # hand the pass to the executor; the loader may take the next descriptor
                 with m.If(xstate == _Exec.IDLE):
+                    m.d.comb += self.desc.ready.eq(1)
                     m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
                                  lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
 
@@ -867,6 +875,7 @@ class Accelerator(wiring.Component):
                 count("passes", 1)
                 with m.If(lstate == _Load.READY):
                     # the next pass is loaded: take it without an idle cycle
+                    m.d.comb += self.desc.ready.eq(1)
                     m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
                                  lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
                 with m.Else():
