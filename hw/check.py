@@ -23,7 +23,7 @@ size only once ``pqs <= filter_spad_depth`` is known), so the verdict is exact.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,6 +133,19 @@ class DescriptorCheck(wiring.Component):
         def keep(*stmts):
             m.d.sync += list(stmts)
 
+        # One comparator for every product: ``y - rhs`` (signed), read as y > rhs, y < rhs or
+        # y != rhs; each step drives ``rhs`` (a field, a constant or a small difference).
+        rw = max(_bits(MAX_ROW_WIDTH), _bits(p.glb_words), _bits(p.psum_buf_depth),
+                 _bits(p.filter_spad_depth), _bits(p.ifmap_spad_depth), _bits(p.rows)) + 1
+        rhs = Signal(signed(rw))
+        diff = Signal(signed(max(len(y), rw) + 1))
+        m.d.comb += diff.eq(y - rhs)
+        rel = {"gt": diff > 0, "lt": diff < 0, "ne": diff != 0}
+
+        def cmp(e, how, value):
+            m.d.comb += rhs.eq(value)
+            flag(e, rel[how])
+
         # Each step: the operands of product k (formed in cycle k) and what cycle k+1 does
         # with it (``y`` holds it then).
         steps = [
@@ -141,41 +154,41 @@ class DescriptorCheck(wiring.Component):
              lambda: keep(out.pe_q.eq(y))),
             # 1: qs = pe_q x taps  (y = pe_q)
             ((y, dl.taps),
-             lambda: (flag(DescError.TAPS, y > p.ifmap_spad_depth),
+             lambda: (cmp(DescError.TAPS, "gt", p.ifmap_spad_depth),
                       keep(out.qs.eq(y)))),
             # 2: pqs = filters x qs  (qs fits 16 bits once TAPS passed)
             ((y, dl.filters),
-             lambda: (flag(DescError.FILTERS, y > p.filter_spad_depth),
+             lambda: (cmp(DescError.FILTERS, "gt", p.filter_spad_depth),
                       keep(out.pqs.eq(y)))),
             # 3: active rows = vgroups (x filt_rows unless OS)
             ((dl.vgroups, Mux(os_, 1, dl.filt_rows)),
-             lambda: (flag(DescError.ROWS, y > p.rows),
+             lambda: (cmp(DescError.ROWS, "gt", p.rows),
                       keep(out.act_rows.eq(y)))),
             # 4: (out_width - 1) x stride: the last window must end inside the padded row
             ((dl.out_width - 1, dl.stride),
-             lambda: flag(DescError.WIDTH, y + dl.taps > padded)),
+             lambda: cmp(DescError.WIDTH, "gt", padded - dl.taps)),
             # 5: (ncols - 1) x stride + filt_rows must be nrows
             ((dl.ncols - 1, dl.stride),
-             lambda: flag(DescError.GEOMETRY, y + dl.filt_rows != dl.nrows)),
+             lambda: cmp(DescError.GEOMETRY, "ne", dl.nrows - dl.filt_rows)),
             # 6: vgroups x chans bounds the valid channels
             ((dl.vgroups, dl.chans),
-             lambda: (flag(DescError.GEOMETRY, dl.nch_valid > y),
+             lambda: (cmp(DescError.GEOMETRY, "lt", dl.nch_valid),
                       keep(vc.eq(y)))),
             # 7: ch_words = nrows x row_words
             ((dl.nrows, dl.row_words),
-             lambda: flag(DescError.GEOMETRY, dl.ch_words != y)),
+             lambda: cmp(DescError.GEOMETRY, "ne", dl.ch_words)),
             # 8: in_burst = (row_hi - row_lo) x row_words
             ((dl.row_hi - dl.row_lo, dl.row_words),
-             lambda: flag(DescError.GEOMETRY, dl.in_burst != y)),
+             lambda: cmp(DescError.GEOMETRY, "ne", dl.in_burst)),
             # 9: filt_words = filter groups x pqs  (pqs, act bounded once FILTERS, ROWS passed)
             ((out.pqs, f_groups),
-             lambda: flag(DescError.GLB, dl.filt_words != y)),
+             lambda: cmp(DescError.GLB, "ne", dl.filt_words)),
             # 10: the ifmap tile, vgroups x chans x ch_words, ends before the filter block
             ((vc, dl.ch_words),
-             lambda: flag(DescError.GLB, y > dl.filt_glb)),
+             lambda: cmp(DescError.GLB, "gt", dl.filt_glb)),
             # 11: pf = filters x out_width fits a column's psum buffer
             ((dl.out_width, dl.filters),
-             lambda: (flag(DescError.PSUM_BUF, y > p.psum_buf_depth),
+             lambda: (cmp(DescError.PSUM_BUF, "gt", p.psum_buf_depth),
                       keep(out.pf.eq(y)))),
             # 12: s_stride = chans x ch_words (the executor's channel-group step)
             ((dl.chans, dl.ch_words),
