@@ -8,7 +8,8 @@ import math
 import pytest
 
 from gen.cli import main
-from gen.fpga import TARGETS, FitError, _check_fit, _constraint, _pnr_result, yosys_cells
+from gen.fpga import (TARGETS, FitError, _check_fit, _constraint, _pnr_result, synthesize,
+                      yosys_cells)
 from hw.params import preset
 from hw.top import TOP_COUNTERS
 
@@ -36,6 +37,19 @@ def test_tiny_synthesizes_to_dsps_block_ram_and_lut_ram(tmp_path):
     assert ff_floor <= acc["ffs"] < 10 * ff_floor
     # the harness around it: its DRAM model is block RAM too
     assert cells["brams"] > acc["brams"]
+
+
+def test_pico_fits_the_up5k_with_one_controller_multiplier(tmp_path):
+    """The pico preset is the design point the iCEBreaker acceptance builds: Yosys and
+    nextpnr's packer (no placement) must find it within the iCE40UP5K, with one SB_MAC16 per
+    PE plus the descriptor check's single shared multiplier (hw/check.py) -- the controller
+    has no other -- and with enough logic that nothing was optimized away."""
+    p = preset("pico")
+    r = synthesize(p, "up5k", tmp_path, stage="pack", timeout=900)
+    lc = r["utilization"]["ICESTORM_LC"]
+    assert 2000 < lc["used"] <= lc["available"] == 5280, lc
+    assert r["accelerator"]["cells"].get("SB_MAC16") == p.num_pes + 1
+    assert r["accelerator"]["brams"] >= 1
 
 
 _LOG = """\
