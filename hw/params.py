@@ -17,11 +17,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "COUNTER_SETS", "preset", "load_toml", "dump_toml",
+__all__ = ["AcceleratorParams", "PRESETS", "DATAFLOWS", "COUNTER_SETS", "SPAD_RAMS", "preset", "load_toml", "dump_toml",
            "dram_word_interval"]
 
 
 DATAFLOWS = ("rs", "ws", "os")
+#: Values of ``filter_spad_ram``.
+SPAD_RAMS = ("auto", "lut", "block")
 #: Values of ``counters``.
 COUNTER_SETS = ("all", "cycles")
 
@@ -94,6 +96,11 @@ class AcceleratorParams:
     #: hw.top.TOP_COUNTERS) or "cycles" (only ``cycles`` and ``passes``; the others read 0).
     #: "cycles" is for the smallest FPGAs: 25 counters are about 700 iCE40 logic cells.
     counters: str = "all"
+    #: Where each PE's filter scratchpad goes on an FPGA: "auto" (Yosys chooses: LUT RAM on
+    #: ECP5 for the presets' depths, block RAM on iCE40), "lut" (LUT RAM / logic) or "block"
+    #: (block RAM). The ifmap scratchpad is read combinationally, so it is always LUT RAM or
+    #: logic; the global buffer and the psum buffers are always block RAM.
+    filter_spad_ram: str = "auto"
     #: Dataflows the generated hardware supports.
     dataflows: tuple[str, ...] = DATAFLOWS
     #: Target clock, for reports (cycles to seconds) and synthesis constraints.
@@ -108,6 +115,9 @@ class AcceleratorParams:
                 raise ValueError(f"{fname} must be an integer in {lo}..{hi}, not {value!r}")
             if not lo <= value <= hi:
                 raise ValueError(f"{fname} = {value} is out of range: allowed {lo}..{hi}")
+        if self.filter_spad_ram not in SPAD_RAMS:
+            raise ValueError(f"filter_spad_ram = {self.filter_spad_ram!r} is invalid: allowed "
+                             f"{', '.join(repr(c) for c in SPAD_RAMS)}")
         if self.counters not in COUNTER_SETS:
             raise ValueError(f"counters = {self.counters!r} is invalid: allowed "
                              f"{', '.join(repr(c) for c in COUNTER_SETS)}")

@@ -82,6 +82,10 @@ PE_COUNTERS = ("macs", "gated_macs", "filter_reads", "filter_writes",
                "ifmap_reads", "ifmap_writes", "psum_reads", "psum_writes")
 
 
+#: Yosys memory attributes per scratchpad placement (``AcceleratorParams.filter_spad_ram``).
+RAM_STYLES = {"auto": {}, "lut": {"ram_style": "distributed"}, "block": {"ram_style": "block"}}
+
+
 def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
@@ -195,7 +199,7 @@ class PE(wiring.Component):
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
                  filter_depth: int, psum_depth: int, counter_width: int = 32,
                  out_fifo_depth: int = 2, counters: bool = True, ws: bool = False,
-                 os: bool = False):
+                 os: bool = False, filter_ram: str = "auto"):
         if psum_width < 2 * data_width:
             raise ValueError(f"psum_width = {psum_width} is out of range: allowed "
                              f"{2 * data_width}..64")
@@ -210,6 +214,10 @@ class PE(wiring.Component):
         self._out_fifo_depth = out_fifo_depth
         self._with_counters = counters
         self._ws, self._os = bool(ws), bool(os)
+        if filter_ram not in RAM_STYLES:
+            raise ValueError(f"filter_ram = {filter_ram!r} is invalid: allowed "
+                             f"{', '.join(map(repr, RAM_STYLES))}")
+        self._filter_ram = filter_ram
         self.cfg_layout = pe_config_layout(ifmap_depth, filter_depth, psum_depth)
         ports = {
             "cfg":      In(self.cfg_layout),
@@ -235,6 +243,7 @@ class PE(wiring.Component):
         """A PE with the modes of ``params.dataflows``. With OS, whose outputs of one step
         leave all PEs of a column about together, the output FIFO is deep enough that the
         psum chain (one level per cycle) never stalls the MACs."""
+        kwargs.setdefault("filter_ram", params.filter_spad_ram)
         kwargs.setdefault("ws", "ws" in params.dataflows)
         kwargs.setdefault("os", "os" in params.dataflows)
         if kwargs["os"]:
@@ -264,7 +273,8 @@ class PE(wiring.Component):
 
         # ---- storage ---------------------------------------------------------------------
         m.submodules.filter_spad = filter_spad = Memory(
-            shape=signed(dw), depth=self._filter_depth, init=[])
+            shape=signed(dw), depth=self._filter_depth, init=[],
+            attrs=RAM_STYLES[self._filter_ram])
         f_wr = filter_spad.write_port()
         f_rd = filter_spad.read_port(domain="sync")
         m.submodules.ifmap_spad = ifmap_spad = Memory(

@@ -151,15 +151,17 @@ class Accelerator(wiring.Component):
         m.submodules.array = array = PEArray(p)
 
         # ---- storage -------------------------------------------------------------------
+        # the global buffer and the psum buffers are block RAM on an FPGA, always
         m.submodules.glb = glb = Memory(shape=unsigned(p.dram_width), depth=p.glb_words,
-                                        init=[])
+                                        init=[], attrs={"ram_style": "block"})
         glb_w = glb.write_port()
         glb_r = glb.read_port(domain="sync")
         # OS streams the filters again for every output while the ifmap network runs
         glb_rf = glb.read_port(domain="sync") if "os" in p.dataflows else None
         pb_w, pb_r = [], []
         for j in range(cols):
-            mem = Memory(shape=signed(pw), depth=p.psum_buf_depth, init=[])
+            mem = Memory(shape=signed(pw), depth=p.psum_buf_depth, init=[],
+                         attrs={"ram_style": "block"})
             m.submodules[f"psum_buf{j}"] = mem
             pb_w.append(mem.write_port())
             # WS updates the psum buffer every cycle (read-modify-write): a read of the word

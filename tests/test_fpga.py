@@ -170,3 +170,26 @@ def test_a_tool_timeout_stops_the_whole_build(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail("the script's child survived the timeout")
+
+
+@pytest.mark.parametrize("style, lutram, bram", [("lut", True, False), ("block", False, True)])
+def test_filter_spad_ram_parameter_places_the_scratchpad(tmp_path, style, lutram, bram):
+    """``filter_spad_ram`` decides where a PE's filter scratchpad goes on ECP5: LUT RAM
+    (TRELLIS_DPR16X4) or block RAM (DP16KD). Yosys on one PE, stopped before LUT mapping."""
+    import json
+
+    from amaranth.back import verilog
+
+    from gen.fpga import _run, _tool
+    from hw.pe import PE
+    p = preset("small").replace(filter_spad_ram=style)
+    (tmp_path / "pe.v").write_text(verilog.convert(PE.from_params(p), name="pe",
+                                                   emit_src=False))
+    (tmp_path / "s.ys").write_text("read_verilog pe.v\nsynth_ecp5 -top pe -run :map_luts\n"
+                                   "tee -q -o stat.json stat -json\n")
+    _run([_tool("yosys"), "-q", "s.ys"], tmp_path, tmp_path / "yosys.log", "Yosys", 600)
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert (cells.get("DP16KD", 0) >= 1) == bram, cells
+    # the ifmap scratchpad is LUT RAM either way (read combinationally): 12 x 16 bits
+    assert cells.get("TRELLIS_DPR16X4", 0) >= (4 + 16 if lutram else 4), cells
+    assert cells.get("MULT18X18D") == 1, cells
