@@ -22,7 +22,6 @@ to the second -- then one data burst of ``end - start`` words.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

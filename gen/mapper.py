@@ -127,7 +127,7 @@ def mapping_error(layer: ConvLayer, params: AcceleratorParams, *, q: int, p: int
     for name, v in (("q", q), ("p", p), ("vgroups", vgroups), ("ncols", ncols)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             return f"{name} = {v!r} is out of range: allowed an integer >= 1"
-    S, R = layer.S, layer.R
+    R = layer.R
     T = _pe_taps(layer, dataflow)
     T_name = "R*S" if dataflow == "os" else "S"
     if q * T > pr.ifmap_spad_depth:
@@ -227,7 +227,7 @@ def candidates(layer: ConvLayer, params: AcceleratorParams, dataflow: str = "rs"
     pr = params
     if layer_error(layer, pr, dataflow):
         return
-    S, R, F = layer.S, layer.R, layer.F
+    R, F = layer.R, layer.F
     T = _pe_taps(layer, dataflow)
     R_rows = 1 if dataflow == "os" else R          # PE rows per channel group
     fixed_p_max = min(_p_limit(pr, dataflow), pr.psum_buf_depth // F, layer.Mg)
