@@ -16,9 +16,9 @@ Runs (``--runs`` picks some, default all but ``eyeriss``):
                                the largest array found to fit ECP5-85F and one size up
   eyeriss-ecp5                 the eyeriss preset (12x14 PEs, 108 KiB) on ECP5-85F, packed
   tiny-up5k                    the tiny preset on iCE40UP5K, packed
-  pico-up5k                    the pico preset (1x1 PE, RS only, no RLC codec, cycles/passes
+  pico-up5k                    the pico preset (2x1 PEs, RS only, no RLC codec, cycles/passes
                                counters) on iCE40UP5K: the largest that fits
-  pico2-up5k                   pico with 2x1 PEs on iCE40UP5K, packed: one PE more
+  pico3-up5k                   pico with 3x1 PEs on iCE40UP5K, packed: one PE more
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ RUNS = {
     "eyeriss-ecp5": (preset("eyeriss"), "ecp5-85f", "pack", None),
     "tiny-up5k": (preset("tiny"), "up5k", "pack", None),
     "pico-up5k": (_PICO, "up5k", "route", None),
-    "pico2-up5k": (_PICO.replace(name="pico2", rows=2), "up5k", "pack", None),
+    "pico3-up5k": (_PICO.replace(name="pico3", rows=3), "up5k", "pack", None),
 }
 DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
 

@@ -258,13 +258,14 @@ _TINY = AcceleratorParams(
 )
 
 PRESETS: dict[str, AcceleratorParams] = {
-    # The smallest useful point, for the iCE40UP5K (5,280 logic cells, 8 DSPs, 30 block RAMs):
-    # RS only, a 32-bit DRAM port, no RLC codec (rlc_word_bits != dram_width), only the
-    # cycles/passes counters. What runs out first on the UP5K is logic cells.
-    "pico": _TINY.replace(name="pico", rows=1, cols=1, psum_width=20, filter_spad_depth=16,
-                          psum_spad_depth=2, glb_kib=2, psum_buf_depth=32, dram_width=32,
-                          rlc_word_bits=16, counter_width=16, counters="cycles",
-                          dataflows=("rs",), clock_mhz=24),
+    # The largest point found to fit the iCE40UP5K (5,280 logic cells, 8 DSPs, 30 block RAMs):
+    # 2x1 PEs (filters up to 2 rows), RS only, an 8-word ifmap scratchpad, a 32-bit DRAM port,
+    # no RLC codec (rlc_word_bits != dram_width), only the cycles/passes counters. Logic cells
+    # run out first (98 % used; a third PE does not fit).
+    "pico": _TINY.replace(name="pico", rows=2, cols=1, psum_width=20, ifmap_spad_depth=8,
+                          filter_spad_depth=16, psum_spad_depth=2, glb_kib=2,
+                          psum_buf_depth=32, dram_width=32, rlc_word_bits=16, counter_width=16,
+                          counters="cycles", dataflows=("rs",), clock_mhz=24),
     # Small enough that a whole layer simulates in seconds; exercises every folding path.
     "tiny": _TINY,
     # A mid-size FPGA point (6x7 PEs, 16-bit); bench/fpga.py measures it on ECP5-85F.
