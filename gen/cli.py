@@ -368,7 +368,7 @@ def cmd_estimate(args) -> int:
 
 def cmd_synth(args) -> int:
     """Synthesize, place and route a design point for an FPGA target; print the report."""
-    from gen.fpga import TARGETS, FlowError, format_report, synthesize
+    from gen.fpga import TARGETS, FitError, FlowError, format_report, synthesize
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}: allowed {', '.join(TARGETS)}")
     if args.timeout is not None and args.timeout <= 0:
@@ -381,7 +381,10 @@ def cmd_synth(args) -> int:
         r = synthesize(params, args.target, out, clock_mhz=args.clock,
                        bitstream=args.bitstream, timeout=args.timeout, progress=say)
     except FlowError as e:      # a tool failed, or the design does not fit (FitError)
-        print(f"rowstat: error: {e}", file=sys.stderr)
+        hint = ""
+        if isinstance(e, FitError) and TARGETS[args.target].family == "ice40":
+            hint = " -- the pico preset is the largest found to fit an iCE40UP5K"
+        print(f"rowstat: error: {e}{hint}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(r, indent=2))
