@@ -535,17 +535,46 @@ class Accelerator(wiring.Component):
         wb_fbase = Signal(ADDR_BITS)
         wb_req_pending = Signal()
         wb_issuing = Signal()                    # the row's lanes are being issued
-        s1_valid = Signal()
-        s1_real = Signal()                       # lane holds a psum (x < out_width)
-        s1_lane = Signal(range(L))
-        s1_lastlane = Signal()
-        s1_rowend = Signal()
         pack = Signal(data.ArrayLayout(signed(dw), L))
         beat_valid = Signal()
         beat = Signal(p.dram_width)
         stall_wb = Signal()
+
+        # The requantizer: a pipeline shared by both write-backs, one lane per stage, all
+        # stages moving together unless ``rq_stall``. Stage 1 is the psum buffer's output;
+        # 2 registers it (the block RAM's output is slow, nothing else goes in that path);
+        # 3 shifts; 4 rounds and saturates (``rq_sat``). Each lane carries its tags along.
+        rq_issue = Signal()                      # a lane enters stage 1 (its read issued)
+        rq_stall = Signal()
+        rq_v = [Signal(name=f"rq_valid{n}") for n in range(1, 5)]
+        rq_real = [Signal(name=f"rq_real{n}") for n in range(1, 5)]   # x < out_width
+        rq_lane = [Signal(range(L), name=f"rq_lane{n}") for n in range(1, 5)]
+        rq_lastlane = [Signal(name=f"rq_lastlane{n}") for n in range(1, 5)]
+        rq_busy = Signal()                       # a lane in any stage
+        m.d.comb += rq_busy.eq(Cat(*rq_v).any())
+        rq_acc = Signal(signed(pw))
+        rq_sh = Signal(signed(pw))
+        rq_rb = Signal()
+        rq_sat = Signal(signed(dw))
+        # round half up of acc >> shift: (acc >> shift) + bit shift-1 of acc (0 for shift 0)
+        lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+        floor = Mux(d.relu, 0, lo)
+        rounded = Signal(signed(pw + 1))
+        m.d.comb += rounded.eq(rq_sh + rq_rb)
+        with m.If(~rq_stall):
+            m.d.sync += [rq_v[0].eq(rq_issue),
+                         rq_acc.eq(Array(pb_r[j].data for j in range(cols))[wb_col]),
+                         rq_sh.eq(rq_acc >> d.shift),
+                         rq_rb.eq(Cat(Const(0, 1), rq_acc).bit_select(d.shift, 1)),
+                         rq_sat.eq(Mux(rq_real[2], Mux(rounded > hi, hi,
+                                                       Mux(rounded < floor, floor, rounded)),
+                                       0))]
+            for n in range(1, 4):
+                m.d.sync += [rq_v[n].eq(rq_v[n - 1]), rq_real[n].eq(rq_real[n - 1]),
+                             rq_lane[n].eq(rq_lane[n - 1]),
+                             rq_lastlane[n].eq(rq_lastlane[n - 1])]
         m.d.comb += [
-            stall_wb.eq(s1_valid & s1_lastlane & beat_valid & ~self.wr_data.ready),
+            stall_wb.eq(rq_v[3] & rq_lastlane[3] & beat_valid & ~self.wr_data.ready),
             self.wr_data.valid.eq(beat_valid), self.wr_data.payload.eq(beat),
             self.wr_req.payload.addr.eq(wb_addr), self.wr_req.payload.len.eq(d.out_row_words),
             self.wr_req.valid.eq(wb_req_pending),
@@ -554,47 +583,36 @@ class Accelerator(wiring.Component):
         # the beat register, or the row's last beat waits with nothing else in flight. A beat
         # waiting while the next lanes are still being read costs nothing and is not counted.
         count("dram_wr_stall", (wb_req_pending & ~self.wr_req.ready) | stall_wb |
-              (beat_valid & ~self.wr_data.ready & ~wb_issuing & ~s1_valid))
+              (beat_valid & ~self.wr_data.ready & ~wb_issuing & ~rq_busy))
         with m.If(beat_valid & self.wr_data.ready):
             m.d.sync += beat_valid.eq(0)
             count("dram_write_words", 1)
         with m.If(wb_req_pending & self.wr_req.ready):
             m.d.sync += [wb_req_pending.eq(0), wb_issuing.eq(1), wb_x.eq(0)]
 
-        # requantize the value read in the previous cycle
-        acc = Array(pb_r[j].data for j in range(cols))[wb_col]
-        half = (Const(1, pw + 1) << d.shift) >> 1
-        rounded = Signal(signed(pw + 2))
-        m.d.comb += rounded.eq((acc + half) >> d.shift)
-        lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
-        floor = Mux(d.relu, 0, lo)
-        sat = Signal(signed(dw))
-        m.d.comb += sat.eq(Mux(rounded > hi, hi, Mux(rounded < floor, floor, rounded)))
-
         m.d.comb += wb_ren.eq(wb_issuing & ~stall_wb & (wb_x < d.out_width))
         # address of psum x*filters + f, kept incrementally
         wb_pa = Signal(range(p.psum_buf_depth + 64))
         m.d.comb += wb_raddr.eq(wb_pa)
+        with m.If(~d.out_rlc):
+            m.d.comb += [rq_stall.eq(stall_wb), rq_issue.eq(wb_issuing & ~stall_wb)]
         with m.If(wb_issuing & ~stall_wb):
             m.d.sync += [
-                s1_valid.eq(1), s1_real.eq(wb_x < d.out_width),
-                s1_lane.eq(wb_x[:max(1, (L - 1).bit_length())] if L > 1 else 0),
-                s1_lastlane.eq((wb_x & (L - 1)) == L - 1),
-                s1_rowend.eq(wb_x == wb_last_x),
+                rq_real[0].eq(wb_x < d.out_width),
+                rq_lane[0].eq(wb_x[:max(1, (L - 1).bit_length())] if L > 1 else 0),
+                rq_lastlane[0].eq((wb_x & (L - 1)) == L - 1),
                 wb_x.eq(wb_x + 1), wb_pa.eq(wb_pa + d.filters),
             ]
             with m.If(wb_x == wb_last_x):
                 m.d.sync += wb_issuing.eq(0)
-        with m.Elif(~stall_wb):
-            m.d.sync += s1_valid.eq(0)
-        with m.If(s1_valid & ~stall_wb):
-            value = Mux(s1_real, sat, 0)
+        with m.If(rq_v[3] & ~stall_wb & ~d.out_rlc):
+            value, lane = rq_sat, rq_lane[3]
             for l in range(L):
-                with m.If(s1_lane == l):
+                with m.If(lane == l):
                     m.d.sync += pack[l].eq(value)
-            with m.If(s1_lastlane):
+            with m.If(rq_lastlane[3]):
                 # the beat is free here (stall_wb covers the other case)
-                full = Cat(*[Mux(s1_lane == l, value, pack[l])[:dw]
+                full = Cat(*[Mux(lane == l, value, pack[l])[:dw]
                              for l in range(L)])
                 m.d.sync += [beat.eq(full), beat_valid.eq(1)]
         m.d.comb += wb_last_x.eq(d.out_row_words * L - 1)
@@ -608,7 +626,6 @@ class Accelerator(wiring.Component):
         c_j = Signal(range(cols + 1))
         c_x = Signal(range(4097))
         c_pa = Signal(range(p.psum_buf_depth + 256))
-        c_rv = Signal()                      # a requantized value waits for the encoder
         c_off = Signal(16)
         c_daddr = Signal(ADDR_BITS)
         c_iaddr = Signal(ADDR_BITS)
@@ -628,17 +645,15 @@ class Accelerator(wiring.Component):
             issue = Signal()
             m.d.comb += [
                 enc.count.eq(d.out_width),
-                enc.i.valid.eq(c_rv), enc.i.payload.eq(sat),
-                issue.eq(c_on & (c_phase == 1) & (c_x != d.out_width) &
-                         (~c_rv | enc.i.ready)),
+                enc.i.valid.eq(rq_v[3] & d.out_rlc), enc.i.payload.eq(rq_sat),
+                issue.eq(c_on & (c_phase == 1) & (c_x != d.out_width) & ~rq_stall),
                 ]
             idx_req_on = c_on & (c_phase == 2) & ~a_valid
             with m.If(d.out_rlc):
-                m.d.comb += [wb_ren.eq(issue), wb_raddr.eq(c_pa)]
+                m.d.comb += [wb_ren.eq(issue), wb_raddr.eq(c_pa),
+                             rq_issue.eq(issue), rq_stall.eq(rq_v[3] & ~enc.i.ready)]
             with m.If(issue):
-                m.d.sync += [c_x.eq(c_x + 1), c_pa.eq(c_pa + d.filters), c_rv.eq(1)]
-            with m.Elif(enc.i.ready):
-                m.d.sync += c_rv.eq(0)
+                m.d.sync += [c_x.eq(c_x + 1), c_pa.eq(c_pa + d.filters), rq_real[0].eq(1)]
             # One word stage: its request and its beat go in the same cycle (the beat waits
             # for the request, never the other way round), so words leave at one per cycle.
             a_req_done = Signal()
@@ -668,8 +683,8 @@ class Accelerator(wiring.Component):
             # write-back counts its own stalls above.)
             with m.If(c_on):
                 count("dram_wr_stall",
-                      ((c_phase == 1) & c_rv & ~enc.i.ready) |
-                      ((c_phase == 1) & (c_x == d.out_width) & ~c_rv & enc.o.valid &
+                      ((c_phase == 1) & rq_v[3] & ~enc.i.ready) |
+                      ((c_phase == 1) & (c_x == d.out_width) & ~rq_busy & enc.o.valid &
                        ~enc.o.ready) |
                       ((c_phase == 2) & a_valid))
             with m.If(idx_req_on):
@@ -688,7 +703,7 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     count("dram_wr_stall", 1)
             with m.If(c_start):
-                m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0), c_rv.eq(0),
+                m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0),
                              a_valid.eq(0), a_req_done.eq(0),
                              c_off.eq(Mux(d.out_first, 0, offs[0])),
                              c_daddr.eq(d.out_dram), c_iaddr.eq(d.out_idx)]
@@ -699,7 +714,7 @@ class Accelerator(wiring.Component):
                         with m.If(~enc.busy):
                             m.d.sync += [c_x.eq(0), c_pa.eq(c_f), c_phase.eq(1)]
                     with m.Case(1):
-                        with m.If((c_x == d.out_width) & ~c_rv & ~enc.busy):
+                        with m.If((c_x == d.out_width) & ~rq_busy & ~enc.busy):
                             m.d.sync += ends[c_j].eq(c_off)
                             with m.If(c_j == d.ncols - 1):
                                 m.d.sync += c_phase.eq(2)
@@ -831,7 +846,7 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += xstate.eq(_Exec.DONE)
             with m.Case(_Exec.WRITEBACK):
-                row_idle = ~wb_req_pending & ~wb_issuing & ~s1_valid & ~beat_valid
+                row_idle = ~wb_req_pending & ~wb_issuing & ~rq_busy & ~beat_valid
                 with m.If(d.out_rlc):
                     with m.If((c_phase == 3) & self.wr_data.ready & (c_i == nidx - 1) &
                               (c_f == d.p_valid - 1)):
