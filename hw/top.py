@@ -39,7 +39,7 @@ Ports:
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -157,8 +157,20 @@ class Accelerator(wiring.Component):
         cnt = {name: Signal(cw, name=f"cnt_{name}") for name in TOP_COUNTERS}
         m.d.comb += self.cnt_value.eq(Array(cnt[n] for n in TOP_COUNTERS)[self.cnt_sel])
 
+        # A one-bit event selects the counter's own +1 (its carry chain does not wait for the
+        # event); a wider amount is registered first, so it reaches the counter a cycle late
+        # (the last such event of a pass is many cycles before busy falls). As before, the
+        # last count() of a counter in a cycle wins.
+        inc = {}
+
         def count(name, amount):
-            m.d.sync += cnt[name].eq(cnt[name] + amount)
+            amount = Value.cast(amount)
+            if len(amount) == 1:
+                m.d.sync += cnt[name].eq(Mux(amount, cnt[name] + 1, cnt[name]))
+            else:
+                assert name not in inc, name
+                inc[name] = Signal(len(amount), name=f"cnt_{name}_inc")
+                m.d.sync += [inc[name].eq(amount), cnt[name].eq(cnt[name] + inc[name])]
 
         count("cycles", self.busy)
         for ev, top_name in _PE_TO_TOP.items():
@@ -320,7 +332,8 @@ class Accelerator(wiring.Component):
         # Ring geometry: as many window columns as the ifmap scratchpad holds, and the ring
         # step (stride*q) mod (ring_cols*q) = q * (stride mod ring_cols). All three depend only
         # on the (small) channel count q and the stride, so they are a table over the legal
-        # values (a few LUT levels; no multiplier or division in the path).
+        # values (a few LUT levels; no multiplier or division in the path), registered: the
+        # descriptor is in place during set-up, the PEs start a cycle later.
         D = p.ifmap_spad_depth
         ring_cols = Signal(range(D + 1))
         ring_words = Signal(range(D + 1))
@@ -329,11 +342,11 @@ class Accelerator(wiring.Component):
             for q in range(1, D + 1):
                 with m.Case(q):
                     rc = D // q
-                    m.d.comb += [ring_cols.eq(rc), ring_words.eq(rc * q)]
+                    m.d.sync += [ring_cols.eq(rc), ring_words.eq(rc * q)]
                     with m.Switch(d.stride):
                         for st in range(1, MAX_STRIDE + 1):
                             with m.Case(st):
-                                m.d.comb += step_mod.eq(q * (st % rc))
+                                m.d.sync += step_mod.eq(q * (st % rc))
         m.d.comb += [pe_cfg.ring_cols.eq(ring_cols), pe_cfg.ring_words.eq(ring_words),
                      pe_cfg.step_words.eq(step_mod)]
 
@@ -361,15 +374,23 @@ class Accelerator(wiring.Component):
         # ---- ifmap generator: GLB -> ifmap network --------------------------------------
         g_run = Signal()
         g_w = Signal(signed(14))             # unpadded column, -pad .. in_width+pad-1
-        g_wword = Signal(range(p.glb_words + 1))
         g_lane = Signal(range(L))
         g_c = Signal(8)
         g_s = Signal(8)
         g_h = Signal(12)
         g_k = Signal(12)                     # s*chans + c
-        g_ac = Signal(range(p.glb_words * rows + 1))   # c*ch_words
-        g_as = Signal(range(p.glb_words * rows + 1))   # s*chans*ch_words
-        g_ah = Signal(range(p.glb_words + 1))          # h*row_words
+        # The read address, kept incrementally: wword + c*ch_words + s*s_stride + h*row_words
+        # (+ the executor's half), with its values at h = 0, s = 0 and c = 0 of the current
+        # column, so each step is one addition from a register (no adder chain before the
+        # block RAM's address).
+        aw = len(glb_r.addr)
+        g_a = Signal(aw)
+        g_a_h0 = Signal(aw)
+        g_a_s0 = Signal(aw)
+        g_a_c0 = Signal(aw)
+        fl_a = Signal(aw)                    # filt_glb + fl_n (+ half)
+        xoff = Mux(xbuf, half, 0)
+        fl_a0 = d.filt_glb + xoff
         g_done = Signal()
         o_valid = Signal()
         o_zero = Signal()
@@ -396,18 +417,16 @@ class Accelerator(wiring.Component):
         # whose filter loader has its own port).
         fl_on_r = fl_run & ~is_os
         with m.If(fl_on_r):
-            m.d.comb += [glb_r.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
-                         glb_r.en.eq(fl_issue)]
+            m.d.comb += [glb_r.addr.eq(fl_a), glb_r.en.eq(fl_issue)]
         with m.Else():
-            m.d.comb += [glb_r.addr.eq(g_wword + g_ac + g_as + g_ah + Mux(xbuf, half, 0)),
-                         glb_r.en.eq(g_issue & ~g_zero)]
+            m.d.comb += [glb_r.addr.eq(g_a), glb_r.en.eq(g_issue & ~g_zero)]
         if glb_rf is not None:
-            m.d.comb += [glb_rf.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
+            m.d.comb += [glb_rf.addr.eq(fl_a),
                          glb_rf.en.eq(fl_issue & is_os)]
         count("glb_reads", fl_issue + (~fl_on_r & g_issue & ~g_zero))
 
         with m.If(fl_issue):
-            m.d.sync += [fl_n.eq(fl_n + 1), fl_out_g.eq(fl_g)]
+            m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g)]
             with m.If(fl_idx == pqs - 1):
                 m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1)]
             with m.Else():
@@ -415,7 +434,8 @@ class Accelerator(wiring.Component):
             with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == d.filt_words - 1) &
                       (fl_rep + 1 != d.out_width)):
                 # OS: the next output column's copy of the block
-                m.d.sync += [fl_n.eq(0), fl_idx.eq(0), fl_g.eq(0), fl_rep.eq(fl_rep + 1)]
+                m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0),
+                             fl_rep.eq(fl_rep + 1)]
         with m.If(fl_adv):
             m.d.sync += fl_valid.eq(fl_issue)
 
@@ -429,18 +449,24 @@ class Accelerator(wiring.Component):
             last_s = g_s == d.vgroups - 1
             last_c = g_c == d.chans - 1
             last_w = g_w == d.in_width + d.pad - 1
-            m.d.sync += [g_h.eq(g_h + 1), g_ah.eq(g_ah + d.row_words)]
+            m.d.sync += [g_h.eq(g_h + 1), g_a.eq(g_a + d.row_words)]
             with m.If(last_h):
-                m.d.sync += [g_h.eq(0), g_ah.eq(0), g_s.eq(g_s + 1), g_as.eq(g_as + xd.s_stride),
+                a_s = g_a_h0 + xd.s_stride
+                m.d.sync += [g_h.eq(0), g_s.eq(g_s + 1), g_a_h0.eq(a_s), g_a.eq(a_s),
                              g_k.eq(g_k + d.chans)]
                 with m.If(last_s):
-                    m.d.sync += [g_s.eq(0), g_as.eq(0), g_k.eq(g_c + 1),
-                                 g_c.eq(g_c + 1), g_ac.eq(g_ac + d.ch_words)]
+                    a_c = g_a_s0 + d.ch_words
+                    m.d.sync += [g_s.eq(0), g_k.eq(g_c + 1), g_c.eq(g_c + 1),
+                                 g_a_s0.eq(a_c), g_a_h0.eq(a_c), g_a.eq(a_c)]
                     with m.If(last_c):
-                        m.d.sync += [g_c.eq(0), g_ac.eq(0), g_k.eq(0), g_w.eq(g_w + 1)]
+                        next_word = (g_w >= 0) & (g_lane == L - 1)
+                        a_w = g_a_c0 + next_word
+                        m.d.sync += [g_c.eq(0), g_k.eq(0), g_w.eq(g_w + 1),
+                                     g_a_c0.eq(a_w), g_a_s0.eq(a_w), g_a_h0.eq(a_w),
+                                     g_a.eq(a_w)]
                         with m.If(g_w >= 0):
                             with m.If(g_lane == L - 1):
-                                m.d.sync += [g_lane.eq(0), g_wword.eq(g_wword + 1)]
+                                m.d.sync += g_lane.eq(0)
                             with m.Else():
                                 m.d.sync += g_lane.eq(g_lane + 1)
                         with m.If(last_w):
@@ -463,17 +489,24 @@ class Accelerator(wiring.Component):
             ]
             with m.If(array.psum_out[j].valid):
                 m.d.sync += wr_cnt[j].eq(wr_cnt[j] + 1)
-            # reader (psum_in), same pattern as the GLB readers
+            # reader (psum_in), same pattern as the GLB readers, and a register after the
+            # block RAM's (slow) output: the PE adds psum_in in its output stage
             r_n = Signal(range(p.psum_buf_depth + 1), name=f"pb_rcnt{j}")
             r_valid = Signal(name=f"pb_rvalid{j}")
             r_adv = Signal(name=f"pb_radv{j}")
             r_issue = Signal(name=f"pb_rissue{j}")
+            q_valid = Signal(name=f"pb_qvalid{j}")
+            q_data = Signal(signed(pw), name=f"pb_qdata{j}")
+            q_adv = Signal(name=f"pb_qadv{j}")
             m.d.comb += [
-                r_adv.eq(~r_valid | array.psum_in[j].ready),
+                q_adv.eq(~q_valid | array.psum_in[j].ready),
+                r_adv.eq(~r_valid | q_adv),
                 r_issue.eq(pin_run & r_adv & (r_n != pf) & (j < d.ncols)),
-                array.psum_in[j].valid.eq(r_valid),
-                array.psum_in[j].payload.eq(pb_r[j].data),
+                array.psum_in[j].valid.eq(q_valid),
+                array.psum_in[j].payload.eq(q_data),
             ]
+            with m.If(q_adv):
+                m.d.sync += [q_valid.eq(r_valid), q_data.eq(pb_r[j].data)]
             with m.If(wb_active):
                 m.d.comb += [pb_r[j].addr.eq(wb_raddr), pb_r[j].en.eq(wb_ren & (wb_col == j))]
             with m.Else():
@@ -483,7 +516,7 @@ class Accelerator(wiring.Component):
             with m.If(r_adv):
                 m.d.sync += r_valid.eq(r_issue)
             with m.If(xstate == _Exec.SETUP):
-                m.d.sync += [r_n.eq(0), r_valid.eq(0), wr_cnt[j].eq(0)]
+                m.d.sync += [r_n.eq(0), r_valid.eq(0), q_valid.eq(0), wr_cnt[j].eq(0)]
         # ---- WS: the columns' sums are added into the psum buffers (read-modify-write) ----
         # Slots arrive in the PEs' order (for x: for k < q*S: for f), so the address is
         # x*filters + f; the first slot of an output writes unless the pass accumulates.
@@ -819,18 +852,20 @@ class Accelerator(wiring.Component):
         with m.Switch(xstate):
             with m.Case(_Exec.SETUP):
                 # the array IDs (derived from the new descriptor) settle during this cycle
-                m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0),
+                m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
                              fl_idx.eq(0), fl_g.eq(0)]
             with m.Case(_Exec.FLOAD):
                 with m.If((fl_n == d.filt_words) & ~fl_valid):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
-                                 g_wword.eq(0), g_lane.eq(0), g_c.eq(0), g_s.eq(0),
-                                 g_h.eq(0), g_k.eq(0), g_ac.eq(0), g_as.eq(0),
-                                 g_ah.eq(0), g_done.eq(0)]
+                                 g_lane.eq(0), g_c.eq(0), g_s.eq(0),
+                                 g_h.eq(0), g_k.eq(0), g_done.eq(0),
+                                 g_a.eq(xoff), g_a_h0.eq(xoff), g_a_s0.eq(xoff),
+                                 g_a_c0.eq(xoff)]
                     with m.If(is_os & (d.out_width != 1)):
-                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_idx.eq(0), fl_g.eq(0),
+                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
+                                     fl_idx.eq(0), fl_g.eq(0),
                                      fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
                 with m.If(g_done & ~o_valid & ~array.busy & writers_done):
