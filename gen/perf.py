@@ -75,9 +75,10 @@ class PerfConfig:
 DMA_SETUP = 1
 #: Cycles after the last filter word leaves the global buffer until the PEs hold it.
 FLOAD_TAIL = 2
-#: Cycles of a write-back burst beyond one per lane (request, pipeline, beat hand-off, next
-#: row's set-up).
-WB_TAIL = 3
+#: Cycles of a write-back burst beyond one per lane (request, the requantizer's pipeline --
+#: psum-buffer read, its register, shift, round and saturate --, beat hand-off, next row's
+#: set-up).
+WB_TAIL = 6
 #: Loader cycles per pass outside its DMA: the check (hw/check.py), the cycle that starts the
 #: first burst.
 LOAD_OVERHEAD = CHECK_CYCLES + 1
@@ -346,9 +347,9 @@ def write_burst_cycles(d: PassDescriptor, perf: PerfConfig, lanes: int) -> int:
     return 1 + perf.dram_write_latency + lanes + (d.out_row_words - 1) * pace + WB_TAIL
 
 
-#: Cycles per compressed output row beyond one per value (encoder start, the psum-buffer
-#: read, the encoder's last word into the write stage, the row's end).
-RLC_WB_ROW = 4
+#: Cycles per compressed output row beyond one per value (encoder start, the requantizer's
+#: four stages, the encoder's last word into the write stage, the row's end).
+RLC_WB_ROW = 7
 
 
 def rlc_index_words(d: PassDescriptor, params: AcceleratorParams) -> int:

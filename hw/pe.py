@@ -295,7 +295,10 @@ class PE(wiring.Component):
         wr_addr = Signal(range(self._ifmap_depth + 1))
         # Issue side.
         x = Signal(range(MAX_ROW_WIDTH + 2))        # output column being issued
-        xs = Signal(range(MAX_ROW_WIDTH + MAX_STRIDE + 2))  # x * stride
+        # x*stride + ring_cols and x*stride + taps, kept incrementally (no adder before the
+        # comparators of the ifmap handshake and the issue condition)
+        xs_ring = Signal(range(MAX_ROW_WIDTH + MAX_STRIDE + self._ifmap_depth + 2))
+        xs_taps = Signal.like(xs_ring)
         base = Signal(range(self._ifmap_depth + 1))  # ring address of the window start
         k = Signal(range(self._ifmap_depth + 1))     # window index (s*q + c)
         rd_addr = Signal(range(self._ifmap_depth + 1))
@@ -335,7 +338,8 @@ class PE(wiring.Component):
         with m.Switch(phase):
             with m.Case(_Phase.IDLE):
                 with m.If(self.start):
-                    m.d.sync += [phase.eq(_Phase.LOAD), fw_addr.eq(0), row.eq(0)]
+                    m.d.sync += [phase.eq(_Phase.LOAD), fw_addr.eq(0), row.eq(0),
+                                 xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps)]
             with m.Case(_Phase.LOAD):
                 m.d.comb += [
                     self.filter.ready.eq(1),
@@ -351,7 +355,8 @@ class PE(wiring.Component):
             with m.Case(_Phase.RUN):
                 with m.If(row_done):
                     m.d.sync += [row.eq(row + 1), wcol.eq(0), wch.eq(0), wr_addr.eq(0),
-                                 x.eq(0), xs.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
+                                 x.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
+                                 xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps),
                                  f.eq(0), f_addr.eq(0)]
                     with m.If(row == cfg.rows - 1):
                         m.d.sync += phase.eq(_Phase.DRAIN)
@@ -367,7 +372,7 @@ class PE(wiring.Component):
         in_ring = in_run | (is_os & (phase == _Phase.LOAD))
         accept = Signal()
         m.d.comb += accept.eq(in_ring & ~row_done & (wcol != cfg.width) &
-                              (x_all_issued | (wcol < xs + cfg.ring_cols)))
+                              (x_all_issued | (wcol < xs_ring)))
         m.d.comb += [
             self.ifmap.ready.eq(accept),
             i_wr.addr.eq(wr_addr),
@@ -385,7 +390,7 @@ class PE(wiring.Component):
         # ---- issue -------------------------------------------------------------------------
         issue = Signal()
         ready = Signal()
-        m.d.comb += ready.eq(in_run & ~x_all_issued & (wcol >= xs + cfg.taps))
+        m.d.comb += ready.eq(in_run & ~x_all_issued & (wcol >= xs_taps))
         if self._ws or self._os:
             # WS, OS: slots issue in lockstep across the array (go = all active PEs ready)
             m.d.comb += [self.can_issue.eq(ready & ~stall),
@@ -416,7 +421,9 @@ class PE(wiring.Component):
                     next_base = base + cfg.step_words
                     wrapped = Mux(next_base >= cfg.ring_words, next_base - cfg.ring_words,
                                   next_base)
-                    m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1), xs.eq(xs + cfg.stride),
+                    m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1),
+                                 xs_ring.eq(xs_ring + cfg.stride),
+                                 xs_taps.eq(xs_taps + cfg.stride),
                                  base.eq(wrapped), rd_addr.eq(wrapped)]
                     with m.If(is_os & (x + 1 != cfg.out_width)):
                         # OS: the filters served this output only; load them again

@@ -42,7 +42,7 @@ Ports:
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -177,9 +177,22 @@ class Accelerator(wiring.Component):
         m.d.comb += self.cnt_value.eq(
             Array(cnt.get(n, Const(0, cw)) for n in TOP_COUNTERS)[self.cnt_sel])
 
+        # A one-bit event selects the counter's own +1 (its carry chain does not wait for the
+        # event); a wider amount is registered first, so it reaches the counter a cycle late
+        # (the last such event of a pass is many cycles before busy falls). As before, the
+        # last count() of a counter in a cycle wins.
+        inc = {}
+
         def count(name, amount):
-            if name in cnt:
-                m.d.sync += cnt[name].eq(cnt[name] + amount)
+            if name not in cnt:
+                return
+            amount = Value.cast(amount)
+            if len(amount) == 1:
+                m.d.sync += cnt[name].eq(Mux(amount, cnt[name] + 1, cnt[name]))
+            else:
+                assert name not in inc, name
+                inc[name] = Signal(len(amount), name=f"cnt_{name}_inc")
+                m.d.sync += [inc[name].eq(amount), cnt[name].eq(cnt[name] + inc[name])]
 
         count("cycles", self.busy)
         for ev, top_name in _PE_TO_TOP.items():
@@ -341,7 +354,8 @@ class Accelerator(wiring.Component):
         # Ring geometry: as many window columns as the ifmap scratchpad holds, and the ring
         # step (stride*q) mod (ring_cols*q) = q * (stride mod ring_cols). All three depend only
         # on the (small) channel count q and the stride, so they are a table over the legal
-        # values (a few LUT levels; no multiplier or division in the path).
+        # values (a few LUT levels; no multiplier or division in the path), registered: the
+        # descriptor is in place during set-up, the PEs start a cycle later.
         D = p.ifmap_spad_depth
         ring_cols = Signal(range(D + 1))
         ring_words = Signal(range(D + 1))
@@ -350,11 +364,11 @@ class Accelerator(wiring.Component):
             for q in range(1, D + 1):
                 with m.Case(q):
                     rc = D // q
-                    m.d.comb += [ring_cols.eq(rc), ring_words.eq(rc * q)]
+                    m.d.sync += [ring_cols.eq(rc), ring_words.eq(rc * q)]
                     with m.Switch(d.stride):
                         for st in range(1, MAX_STRIDE + 1):
                             with m.Case(st):
-                                m.d.comb += step_mod.eq(q * (st % rc))
+                                m.d.sync += step_mod.eq(q * (st % rc))
         m.d.comb += [pe_cfg.ring_cols.eq(ring_cols), pe_cfg.ring_words.eq(ring_words),
                      pe_cfg.step_words.eq(step_mod)]
 
@@ -382,15 +396,23 @@ class Accelerator(wiring.Component):
         # ---- ifmap generator: GLB -> ifmap network --------------------------------------
         g_run = Signal()
         g_w = Signal(signed(14))             # unpadded column, -pad .. in_width+pad-1
-        g_wword = Signal(range(p.glb_words + 1))
         g_lane = Signal(range(L))
         g_c = Signal(8)
         g_s = Signal(8)
         g_h = Signal(12)
         g_k = Signal(12)                     # s*chans + c
-        g_ac = Signal(range(p.glb_words * rows + 1))   # c*ch_words
-        g_as = Signal(range(p.glb_words * rows + 1))   # s*chans*ch_words
-        g_ah = Signal(range(p.glb_words + 1))          # h*row_words
+        # The read address, kept incrementally: wword + c*ch_words + s*s_stride + h*row_words
+        # (+ the executor's half), with its values at h = 0, s = 0 and c = 0 of the current
+        # column, so each step is one addition from a register (no adder chain before the
+        # block RAM's address).
+        aw = len(glb_r.addr)
+        g_a = Signal(aw)
+        g_a_h0 = Signal(aw)
+        g_a_s0 = Signal(aw)
+        g_a_c0 = Signal(aw)
+        fl_a = Signal(aw)                    # filt_glb + fl_n (+ half)
+        xoff = Mux(xbuf, half, 0)
+        fl_a0 = d.filt_glb + xoff
         g_done = Signal()
         o_valid = Signal()
         o_zero = Signal()
@@ -417,18 +439,16 @@ class Accelerator(wiring.Component):
         # whose filter loader has its own port).
         fl_on_r = fl_run & ~is_os
         with m.If(fl_on_r):
-            m.d.comb += [glb_r.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
-                         glb_r.en.eq(fl_issue)]
+            m.d.comb += [glb_r.addr.eq(fl_a), glb_r.en.eq(fl_issue)]
         with m.Else():
-            m.d.comb += [glb_r.addr.eq(g_wword + g_ac + g_as + g_ah + Mux(xbuf, half, 0)),
-                         glb_r.en.eq(g_issue & ~g_zero)]
+            m.d.comb += [glb_r.addr.eq(g_a), glb_r.en.eq(g_issue & ~g_zero)]
         if glb_rf is not None:
-            m.d.comb += [glb_rf.addr.eq(d.filt_glb + fl_n + Mux(xbuf, half, 0)),
+            m.d.comb += [glb_rf.addr.eq(fl_a),
                          glb_rf.en.eq(fl_issue & is_os)]
         count("glb_reads", fl_issue + (~fl_on_r & g_issue & ~g_zero))
 
         with m.If(fl_issue):
-            m.d.sync += [fl_n.eq(fl_n + 1), fl_out_g.eq(fl_g)]
+            m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g)]
             with m.If(fl_idx == pqs - 1):
                 m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1)]
             with m.Else():
@@ -436,7 +456,8 @@ class Accelerator(wiring.Component):
             with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == d.filt_words - 1) &
                       (fl_rep + 1 != d.out_width)):
                 # OS: the next output column's copy of the block
-                m.d.sync += [fl_n.eq(0), fl_idx.eq(0), fl_g.eq(0), fl_rep.eq(fl_rep + 1)]
+                m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0),
+                             fl_rep.eq(fl_rep + 1)]
         with m.If(fl_adv):
             m.d.sync += fl_valid.eq(fl_issue)
 
@@ -450,18 +471,24 @@ class Accelerator(wiring.Component):
             last_s = g_s == d.vgroups - 1
             last_c = g_c == d.chans - 1
             last_w = g_w == d.in_width + d.pad - 1
-            m.d.sync += [g_h.eq(g_h + 1), g_ah.eq(g_ah + d.row_words)]
+            m.d.sync += [g_h.eq(g_h + 1), g_a.eq(g_a + d.row_words)]
             with m.If(last_h):
-                m.d.sync += [g_h.eq(0), g_ah.eq(0), g_s.eq(g_s + 1), g_as.eq(g_as + xd.s_stride),
+                a_s = g_a_h0 + xd.s_stride
+                m.d.sync += [g_h.eq(0), g_s.eq(g_s + 1), g_a_h0.eq(a_s), g_a.eq(a_s),
                              g_k.eq(g_k + d.chans)]
                 with m.If(last_s):
-                    m.d.sync += [g_s.eq(0), g_as.eq(0), g_k.eq(g_c + 1),
-                                 g_c.eq(g_c + 1), g_ac.eq(g_ac + d.ch_words)]
+                    a_c = g_a_s0 + d.ch_words
+                    m.d.sync += [g_s.eq(0), g_k.eq(g_c + 1), g_c.eq(g_c + 1),
+                                 g_a_s0.eq(a_c), g_a_h0.eq(a_c), g_a.eq(a_c)]
                     with m.If(last_c):
-                        m.d.sync += [g_c.eq(0), g_ac.eq(0), g_k.eq(0), g_w.eq(g_w + 1)]
+                        next_word = (g_w >= 0) & (g_lane == L - 1)
+                        a_w = g_a_c0 + next_word
+                        m.d.sync += [g_c.eq(0), g_k.eq(0), g_w.eq(g_w + 1),
+                                     g_a_c0.eq(a_w), g_a_s0.eq(a_w), g_a_h0.eq(a_w),
+                                     g_a.eq(a_w)]
                         with m.If(g_w >= 0):
                             with m.If(g_lane == L - 1):
-                                m.d.sync += [g_lane.eq(0), g_wword.eq(g_wword + 1)]
+                                m.d.sync += g_lane.eq(0)
                             with m.Else():
                                 m.d.sync += g_lane.eq(g_lane + 1)
                         with m.If(last_w):
@@ -484,17 +511,24 @@ class Accelerator(wiring.Component):
             ]
             with m.If(array.psum_out[j].valid):
                 m.d.sync += wr_cnt[j].eq(wr_cnt[j] + 1)
-            # reader (psum_in), same pattern as the GLB readers
+            # reader (psum_in), same pattern as the GLB readers, and a register after the
+            # block RAM's (slow) output: the PE adds psum_in in its output stage
             r_n = Signal(range(p.psum_buf_depth + 1), name=f"pb_rcnt{j}")
             r_valid = Signal(name=f"pb_rvalid{j}")
             r_adv = Signal(name=f"pb_radv{j}")
             r_issue = Signal(name=f"pb_rissue{j}")
+            q_valid = Signal(name=f"pb_qvalid{j}")
+            q_data = Signal(signed(pw), name=f"pb_qdata{j}")
+            q_adv = Signal(name=f"pb_qadv{j}")
             m.d.comb += [
-                r_adv.eq(~r_valid | array.psum_in[j].ready),
+                q_adv.eq(~q_valid | array.psum_in[j].ready),
+                r_adv.eq(~r_valid | q_adv),
                 r_issue.eq(pin_run & r_adv & (r_n != pf) & (j < d.ncols)),
-                array.psum_in[j].valid.eq(r_valid),
-                array.psum_in[j].payload.eq(pb_r[j].data),
+                array.psum_in[j].valid.eq(q_valid),
+                array.psum_in[j].payload.eq(q_data),
             ]
+            with m.If(q_adv):
+                m.d.sync += [q_valid.eq(r_valid), q_data.eq(pb_r[j].data)]
             with m.If(wb_active):
                 m.d.comb += [pb_r[j].addr.eq(wb_raddr), pb_r[j].en.eq(wb_ren & (wb_col == j))]
             with m.Else():
@@ -504,7 +538,7 @@ class Accelerator(wiring.Component):
             with m.If(r_adv):
                 m.d.sync += r_valid.eq(r_issue)
             with m.If(xstate == _Exec.SETUP):
-                m.d.sync += [r_n.eq(0), r_valid.eq(0), wr_cnt[j].eq(0)]
+                m.d.sync += [r_n.eq(0), r_valid.eq(0), q_valid.eq(0), wr_cnt[j].eq(0)]
         # ---- WS: the columns' sums are added into the psum buffers (read-modify-write) ----
         # Slots arrive in the PEs' order (for x: for k < q*S: for f), so the address is
         # x*filters + f; the first slot of an output writes unless the pass accumulates.
@@ -556,17 +590,46 @@ class Accelerator(wiring.Component):
         wb_fbase = Signal(ADDR_BITS)
         wb_req_pending = Signal()
         wb_issuing = Signal()                    # the row's lanes are being issued
-        s1_valid = Signal()
-        s1_real = Signal()                       # lane holds a psum (x < out_width)
-        s1_lane = Signal(range(L))
-        s1_lastlane = Signal()
-        s1_rowend = Signal()
         pack = Signal(data.ArrayLayout(signed(dw), L))
         beat_valid = Signal()
         beat = Signal(p.dram_width)
         stall_wb = Signal()
+
+        # The requantizer: a pipeline shared by both write-backs, one lane per stage, all
+        # stages moving together unless ``rq_stall``. Stage 1 is the psum buffer's output;
+        # 2 registers it (the block RAM's output is slow, nothing else goes in that path);
+        # 3 shifts; 4 rounds and saturates (``rq_sat``). Each lane carries its tags along.
+        rq_issue = Signal()                      # a lane enters stage 1 (its read issued)
+        rq_stall = Signal()
+        rq_v = [Signal(name=f"rq_valid{n}") for n in range(1, 5)]
+        rq_real = [Signal(name=f"rq_real{n}") for n in range(1, 5)]   # x < out_width
+        rq_lane = [Signal(range(L), name=f"rq_lane{n}") for n in range(1, 5)]
+        rq_lastlane = [Signal(name=f"rq_lastlane{n}") for n in range(1, 5)]
+        rq_busy = Signal()                       # a lane in any stage
+        m.d.comb += rq_busy.eq(Cat(*rq_v).any())
+        rq_acc = Signal(signed(pw))
+        rq_sh = Signal(signed(pw))
+        rq_rb = Signal()
+        rq_sat = Signal(signed(dw))
+        # round half up of acc >> shift: (acc >> shift) + bit shift-1 of acc (0 for shift 0)
+        lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+        floor = Mux(d.relu, 0, lo)
+        rounded = Signal(signed(pw + 1))
+        m.d.comb += rounded.eq(rq_sh + rq_rb)
+        with m.If(~rq_stall):
+            m.d.sync += [rq_v[0].eq(rq_issue),
+                         rq_acc.eq(Array(pb_r[j].data for j in range(cols))[wb_col]),
+                         rq_sh.eq(rq_acc >> d.shift),
+                         rq_rb.eq(Cat(Const(0, 1), rq_acc).bit_select(d.shift, 1)),
+                         rq_sat.eq(Mux(rq_real[2], Mux(rounded > hi, hi,
+                                                       Mux(rounded < floor, floor, rounded)),
+                                       0))]
+            for n in range(1, 4):
+                m.d.sync += [rq_v[n].eq(rq_v[n - 1]), rq_real[n].eq(rq_real[n - 1]),
+                             rq_lane[n].eq(rq_lane[n - 1]),
+                             rq_lastlane[n].eq(rq_lastlane[n - 1])]
         m.d.comb += [
-            stall_wb.eq(s1_valid & s1_lastlane & beat_valid & ~self.wr_data.ready),
+            stall_wb.eq(rq_v[3] & rq_lastlane[3] & beat_valid & ~self.wr_data.ready),
             self.wr_data.valid.eq(beat_valid), self.wr_data.payload.eq(beat),
             self.wr_req.payload.addr.eq(wb_addr), self.wr_req.payload.len.eq(d.out_row_words),
             self.wr_req.valid.eq(wb_req_pending),
@@ -575,47 +638,36 @@ class Accelerator(wiring.Component):
         # the beat register, or the row's last beat waits with nothing else in flight. A beat
         # waiting while the next lanes are still being read costs nothing and is not counted.
         count("dram_wr_stall", (wb_req_pending & ~self.wr_req.ready) | stall_wb |
-              (beat_valid & ~self.wr_data.ready & ~wb_issuing & ~s1_valid))
+              (beat_valid & ~self.wr_data.ready & ~wb_issuing & ~rq_busy))
         with m.If(beat_valid & self.wr_data.ready):
             m.d.sync += beat_valid.eq(0)
             count("dram_write_words", 1)
         with m.If(wb_req_pending & self.wr_req.ready):
             m.d.sync += [wb_req_pending.eq(0), wb_issuing.eq(1), wb_x.eq(0)]
 
-        # requantize the value read in the previous cycle
-        acc = Array(pb_r[j].data for j in range(cols))[wb_col]
-        half = (Const(1, pw + 1) << d.shift) >> 1
-        rounded = Signal(signed(pw + 2))
-        m.d.comb += rounded.eq((acc + half) >> d.shift)
-        lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
-        floor = Mux(d.relu, 0, lo)
-        sat = Signal(signed(dw))
-        m.d.comb += sat.eq(Mux(rounded > hi, hi, Mux(rounded < floor, floor, rounded)))
-
         m.d.comb += wb_ren.eq(wb_issuing & ~stall_wb & (wb_x < d.out_width))
         # address of psum x*filters + f, kept incrementally
         wb_pa = Signal(range(p.psum_buf_depth + 64))
         m.d.comb += wb_raddr.eq(wb_pa)
+        with m.If(~d.out_rlc):
+            m.d.comb += [rq_stall.eq(stall_wb), rq_issue.eq(wb_issuing & ~stall_wb)]
         with m.If(wb_issuing & ~stall_wb):
             m.d.sync += [
-                s1_valid.eq(1), s1_real.eq(wb_x < d.out_width),
-                s1_lane.eq(wb_x[:max(1, (L - 1).bit_length())] if L > 1 else 0),
-                s1_lastlane.eq((wb_x & (L - 1)) == L - 1),
-                s1_rowend.eq(wb_x == wb_last_x),
+                rq_real[0].eq(wb_x < d.out_width),
+                rq_lane[0].eq(wb_x[:max(1, (L - 1).bit_length())] if L > 1 else 0),
+                rq_lastlane[0].eq((wb_x & (L - 1)) == L - 1),
                 wb_x.eq(wb_x + 1), wb_pa.eq(wb_pa + d.filters),
             ]
             with m.If(wb_x == wb_last_x):
                 m.d.sync += wb_issuing.eq(0)
-        with m.Elif(~stall_wb):
-            m.d.sync += s1_valid.eq(0)
-        with m.If(s1_valid & ~stall_wb):
-            value = Mux(s1_real, sat, 0)
+        with m.If(rq_v[3] & ~stall_wb & ~d.out_rlc):
+            value, lane = rq_sat, rq_lane[3]
             for l in range(L):
-                with m.If(s1_lane == l):
+                with m.If(lane == l):
                     m.d.sync += pack[l].eq(value)
-            with m.If(s1_lastlane):
+            with m.If(rq_lastlane[3]):
                 # the beat is free here (stall_wb covers the other case)
-                full = Cat(*[Mux(s1_lane == l, value, pack[l])[:dw]
+                full = Cat(*[Mux(lane == l, value, pack[l])[:dw]
                              for l in range(L)])
                 m.d.sync += [beat.eq(full), beat_valid.eq(1)]
         m.d.comb += wb_last_x.eq(d.out_row_words * L - 1)
@@ -629,7 +681,6 @@ class Accelerator(wiring.Component):
         c_j = Signal(range(cols + 1))
         c_x = Signal(range(4097))
         c_pa = Signal(range(p.psum_buf_depth + 256))
-        c_rv = Signal()                      # a requantized value waits for the encoder
         c_off = Signal(16)
         c_daddr = Signal(ADDR_BITS)
         c_iaddr = Signal(ADDR_BITS)
@@ -649,17 +700,15 @@ class Accelerator(wiring.Component):
             issue = Signal()
             m.d.comb += [
                 enc.count.eq(d.out_width),
-                enc.i.valid.eq(c_rv), enc.i.payload.eq(sat),
-                issue.eq(c_on & (c_phase == 1) & (c_x != d.out_width) &
-                         (~c_rv | enc.i.ready)),
+                enc.i.valid.eq(rq_v[3] & d.out_rlc), enc.i.payload.eq(rq_sat),
+                issue.eq(c_on & (c_phase == 1) & (c_x != d.out_width) & ~rq_stall),
                 ]
             idx_req_on = c_on & (c_phase == 2) & ~a_valid
             with m.If(d.out_rlc):
-                m.d.comb += [wb_ren.eq(issue), wb_raddr.eq(c_pa)]
+                m.d.comb += [wb_ren.eq(issue), wb_raddr.eq(c_pa),
+                             rq_issue.eq(issue), rq_stall.eq(rq_v[3] & ~enc.i.ready)]
             with m.If(issue):
-                m.d.sync += [c_x.eq(c_x + 1), c_pa.eq(c_pa + d.filters), c_rv.eq(1)]
-            with m.Elif(enc.i.ready):
-                m.d.sync += c_rv.eq(0)
+                m.d.sync += [c_x.eq(c_x + 1), c_pa.eq(c_pa + d.filters), rq_real[0].eq(1)]
             # One word stage: its request and its beat go in the same cycle (the beat waits
             # for the request, never the other way round), so words leave at one per cycle.
             a_req_done = Signal()
@@ -689,8 +738,8 @@ class Accelerator(wiring.Component):
             # write-back counts its own stalls above.)
             with m.If(c_on):
                 count("dram_wr_stall",
-                      ((c_phase == 1) & c_rv & ~enc.i.ready) |
-                      ((c_phase == 1) & (c_x == d.out_width) & ~c_rv & enc.o.valid &
+                      ((c_phase == 1) & rq_v[3] & ~enc.i.ready) |
+                      ((c_phase == 1) & (c_x == d.out_width) & ~rq_busy & enc.o.valid &
                        ~enc.o.ready) |
                       ((c_phase == 2) & a_valid))
             with m.If(idx_req_on):
@@ -709,7 +758,7 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     count("dram_wr_stall", 1)
             with m.If(c_start):
-                m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0), c_rv.eq(0),
+                m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0),
                              a_valid.eq(0), a_req_done.eq(0),
                              c_off.eq(Mux(d.out_first, 0, offs[0])),
                              c_daddr.eq(d.out_dram), c_iaddr.eq(d.out_idx)]
@@ -720,7 +769,7 @@ class Accelerator(wiring.Component):
                         with m.If(~enc.busy):
                             m.d.sync += [c_x.eq(0), c_pa.eq(c_f), c_phase.eq(1)]
                     with m.Case(1):
-                        with m.If((c_x == d.out_width) & ~c_rv & ~enc.busy):
+                        with m.If((c_x == d.out_width) & ~rq_busy & ~enc.busy):
                             m.d.sync += ends[c_j].eq(c_off)
                             with m.If(c_j == d.ncols - 1):
                                 m.d.sync += c_phase.eq(2)
@@ -827,18 +876,20 @@ class Accelerator(wiring.Component):
         with m.Switch(xstate):
             with m.Case(_Exec.SETUP):
                 # the array IDs (derived from the new descriptor) settle during this cycle
-                m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0),
+                m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
                              fl_idx.eq(0), fl_g.eq(0)]
             with m.Case(_Exec.FLOAD):
                 with m.If((fl_n == d.filt_words) & ~fl_valid):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
-                                 g_wword.eq(0), g_lane.eq(0), g_c.eq(0), g_s.eq(0),
-                                 g_h.eq(0), g_k.eq(0), g_ac.eq(0), g_as.eq(0),
-                                 g_ah.eq(0), g_done.eq(0)]
+                                 g_lane.eq(0), g_c.eq(0), g_s.eq(0),
+                                 g_h.eq(0), g_k.eq(0), g_done.eq(0),
+                                 g_a.eq(xoff), g_a_h0.eq(xoff), g_a_s0.eq(xoff),
+                                 g_a_c0.eq(xoff)]
                     with m.If(is_os & (d.out_width != 1)):
-                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_idx.eq(0), fl_g.eq(0),
+                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
+                                     fl_idx.eq(0), fl_g.eq(0),
                                      fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
                 with m.If(g_done & ~o_valid & ~array.busy & writers_done):
@@ -854,7 +905,7 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += xstate.eq(_Exec.DONE)
             with m.Case(_Exec.WRITEBACK):
-                row_idle = ~wb_req_pending & ~wb_issuing & ~s1_valid & ~beat_valid
+                row_idle = ~wb_req_pending & ~wb_issuing & ~rq_busy & ~beat_valid
                 with m.If(d.out_rlc):
                     with m.If((c_phase == 3) & self.wr_data.ready & (c_i == nidx - 1) &
                               (c_f == d.p_valid - 1)):
