@@ -248,7 +248,7 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
     """WS: the rules of :func:`_compute_timing`, but all PEs issue in lockstep -- output step
     ``x`` (``p*q*S`` slots back to back) starts the cycle after the last word any PE needs
     for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step ``x-1``.
-    The last slot's product reaches the psum buffer 4 cycles after it issued; the phase ends
+    The last slot's product reaches the psum buffer 5 cycles after it issued; the phase ends
     when that write is done, every PE is idle and the network has sent its last word.
     A column's words are replayed at once (a running maximum, as in OS)."""
     P = p * q * S
@@ -273,7 +273,7 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
         while len(e) < F and len(e) * st + S - 1 <= col:
             start = tq + 1 if not e else max(e[-1] + 1, tq + 1)
             e.append(start + P - 1)
-    z = max(a + 1, last + 3, e[-1] + 5)
+    z = max(a + 1, last + 3, e[-1] + 6)
     return z + 1
 
 

@@ -116,6 +116,9 @@ class PEArray(wiring.Component):
         row_tap = [Signal(range(rows), name=f"row_tap{r}") for r in range(rows)]
         col_id = [[Signal(12, name=f"col_id_{r}_{j}") for j in range(cols)]
                   for r in range(rows)]
+        # OS: col_id + fold, registered with col_id (no adder before the range match)
+        col_end = [[Signal(13, name=f"col_end_{r}_{j}") for j in range(cols)]
+                   for r in range(rows)]
         row_on = [Signal(name=f"row_on{r}") for r in range(rows)]
         col_on = [Signal(name=f"col_on{j}") for j in range(cols)]
         # Row r is group r // filt_rows, tap r % filt_rows: a chain of counters, one signal per
@@ -134,6 +137,8 @@ class PEArray(wiring.Component):
             m.d.sync += col_on[j].eq(j < self.ncols)
             for r in range(rows):
                 m.d.sync += col_id[r][j].eq(row_tap[r] + self.stride * j)
+                if "os" in p.dataflows:
+                    m.d.sync += col_end[r][j].eq(row_tap[r] + self.stride * j + self.fold)
 
         # ---- configuration and start -------------------------------------------------------
         busy = []
@@ -169,7 +174,7 @@ class PEArray(wiring.Component):
                 pe = pes[r][j]
                 if "os" in p.dataflows:
                     hit = (row_hit & col_on[j] & (word.h >= col_id[r][j]) &
-                           (word.h < col_id[r][j] + self.fold))
+                           (word.h < col_end[r][j]))
                 else:
                     hit = row_hit & col_on[j] & (word.h == col_id[r][j])
                 m.d.comb += [pe.ifmap.payload.eq(word.data),

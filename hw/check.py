@@ -4,15 +4,19 @@ The loader runs it on every descriptor it accepts (state ``CHECK``). It makes ex
 checks of :meth:`hw.descriptor.PassDescriptor.error`, with the same priority, and derives the
 values the executor needs (``pqs``, ``qs``, ...), so that neither the loader nor the executor
 carries a multiplier of its own. The products are computed one per cycle on one
-``a_width x b_width`` multiplier (a single DSP block on ECP5 and iCE40 for the presets), each
-registered before it is compared, so no multiplier and comparator sit in one path.
+``a_width x b_width`` multiplier (a single DSP block on ECP5 and iCE40 for the presets), with
+its operands registered and its product registered, so the multiplier (the slowest element,
+about 5.6 ns in an ECP5 DSP) sits alone between two registers: no operand multiplexer before
+it and no comparator after it.
 
-Cycle ``k`` of the check (``run`` high, ``k = 0 .. CHECK_CYCLES - 1``):
+Cycle ``k`` of the check (``run`` high, ``k = 0 .. CHECK_CYCLES - 1``); product ``k`` is the
+``k``-th step of :data:`ORDER` (two products apart when one needs the other):
 
 * ``k = 0`` -- every rule term that needs no product (zero fields, ranges, lane counts);
-  the multiplier forms product 0;
-* ``k = 1 .. 14`` -- product ``k - 1`` (registered) is compared and/or kept; the multiplier
-  forms product ``k``;
+  the operands of product 0 are selected;
+* ``k = 1 .. 15`` -- the operands of product ``k`` (``k <= 13``) are selected, the multiplier
+  forms product ``k - 1``, and product ``k - 2`` (registered) is compared on the one shared
+  comparator (``y - rhs``) and/or kept (``k >= 2``);
 * ``k = CHECK_CYCLES - 1`` -- ``done``: ``err`` is the first failed rule in
   :class:`~hw.descriptor.DescError` order, and ``derived`` holds the pass's values.
 
@@ -39,8 +43,14 @@ PRIORITY = (DescError.DATAFLOW, DescError.TAPS, DescError.FILTERS, DescError.STR
             DescError.ROWS, DescError.COLS, DescError.WIDTH, DescError.GEOMETRY, DescError.GLB,
             DescError.PSUM_BUF, DescError.WRITEBACK, DescError.RLC)
 
-#: Cycles the loader spends in ``CHECK`` per descriptor (14 products, the verdict).
-CHECK_CYCLES = 16
+#: Cycles the loader spends in ``CHECK`` per descriptor (14 products two cycles deep, the
+#: verdict).
+CHECK_CYCLES = 17
+
+#: The order the steps (numbered as in ``DescriptorCheck.elaborate``) go through the
+#: multiplier: a step using another's product (qs after pe_q, pqs after qs) comes two
+#: cycles after it, when that product is registered.
+ORDER = (0, 3, 1, 4, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13)
 
 
 def _bits(n: int) -> int:
@@ -116,8 +126,9 @@ class DescriptorCheck(wiring.Component):
         # ---- the shared multiplier and its registered product ----------------------------
         aw, bw = self.operand_widths(p)
         a, b = Signal(aw), Signal(bw)
+        a_q, b_q = Signal(aw), Signal(bw)
         y = Signal(aw + bw)
-        m.d.sync += y.eq(a * b)
+        m.d.sync += [a_q.eq(a), b_q.eq(b), y.eq(a_q * b_q)]
 
         vc = Signal(16)                       # vgroups x chans (at most 255 x 255)
         f_groups = Signal(bw)
@@ -146,8 +157,8 @@ class DescriptorCheck(wiring.Component):
             m.d.comb += rhs.eq(value)
             flag(e, rel[how])
 
-        # Each step: the operands of product k (formed in cycle k) and what cycle k+1 does
-        # with it (``y`` holds it then).
+        # Each step: its operands (selected in its cycle of ORDER) and what is done with its
+        # product two cycles later (``y`` holds it then).
         steps = [
             # 0: pe_q = chans (x filt_rows in OS)
             ((dl.chans, Mux(os_, dl.filt_rows, 1)),
@@ -197,18 +208,19 @@ class DescriptorCheck(wiring.Component):
             ((dl.row_lo, dl.row_words),
              lambda: keep(out.glb_lo.eq(y))),
         ]
-        assert len(steps) + 2 == CHECK_CYCLES
+        assert sorted(ORDER) == list(range(len(steps)))
+        assert len(steps) + 3 == CHECK_CYCLES
 
         with m.Switch(ck):
             for k in range(CHECK_CYCLES - 1):
                 with m.Case(k):
                     if k < len(steps):
-                        (av, bv), _ = steps[k]
+                        (av, bv), _ = steps[ORDER[k]]
                         m.d.comb += [a.eq(av), b.eq(bv)]
                     if k == 0:
                         self._base_terms(m, fail, ws, os_, padded, half, n_idx, has_rlc)
-                    else:
-                        steps[k - 1][1]()
+                    elif k >= 2:
+                        steps[ORDER[k - 2]][1]()
         m.d.sync += [out.ws.eq(ws), out.os.eq(os_), out.padded.eq(padded)]
 
         # ---- the verdict: the first failed rule --------------------------------------------

@@ -29,7 +29,7 @@ is sampled at ``start``; ``busy`` falls when the last output has been taken.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -226,23 +226,26 @@ class RLCDecoder(_RLCBase):
         m.d.comb += self.busy.eq(running | self.o.valid)
 
         fields = [word[k * pair_bits:(k + 1) * pair_bits] for k in range(per_word)]
+        # The current slot's pair, whether ``remaining`` is 1 and whether the word's padding
+        # is nonzero are registers (set when a word is loaded or the slot advances), so
+        # ``i.ready`` (which reaches the DMA's read stream) needs no slot multiplexer,
+        # 32-bit compare or padding reduction.
         pair = Signal(pair_bits)
-        m.d.comb += pair.eq(fields[0])
-        for k in range(1, per_word):
-            with m.If(slot == k):
-                m.d.comb += pair.eq(fields[k])
         run, level = pair[:rb], pair[rb:]
         flag = word[-1]
-        padding = word[pairs_end:-1] if pairs_end < self._wb - 1 else Const(0, 1)
+        pad_nz = Signal()
+        padding_of = (lambda w: w[pairs_end:-1] if pairs_end < self._wb - 1 else Const(0, 1))
+        padding = padding_of(word)
+        rem_one = Signal()
         later_slots = Cat(*(Mux(slot < k, fields[k], 0) for k in range(1, per_word))) \
             if per_word > 1 else Const(0, 1)
 
         out_free = ~self.o.valid | self.o.ready
         step = running & have_word & ~empty & out_free
         in_run = zeros != run
-        last = remaining == 1
+        last = rem_one
         word_done = step & ~in_run & ~last & (slot == per_word - 1)
-        fetch = running & (~have_word | (word_done & ~flag & (padding == 0)))
+        fetch = running & (~have_word | (word_done & ~flag & ~pad_nz))
         m.d.comb += self.i.ready.eq(fetch)
 
         def stop(error):
@@ -256,6 +259,7 @@ class RLCDecoder(_RLCBase):
                 self.o.payload.eq(Mux(in_run, 0, level)),
                 self.o.valid.eq(1),
                 remaining.eq(remaining - 1),
+                rem_one.eq(remaining == 2),
             ]
             with m.If(in_run):
                 m.d.sync += zeros.eq(zeros + 1)
@@ -271,17 +275,21 @@ class RLCDecoder(_RLCBase):
                     with m.Else():
                         m.d.sync += [have_word.eq(0), slot.eq(0)]
                 with m.Else():
-                    m.d.sync += slot.eq(slot + 1)
+                    m.d.sync += [slot.eq(slot + 1),
+                                 pair.eq(Array(fields + [fields[-1]])[slot + 1])]
 
         with m.If(running & have_word & empty):
             m.d.sync += stop(word != (1 << (self._wb - 1)))
 
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [word.eq(self.i.payload), have_word.eq(1), slot.eq(0), zeros.eq(0)]
+            m.d.sync += [word.eq(self.i.payload), have_word.eq(1), slot.eq(0), zeros.eq(0),
+                         pair.eq(self.i.payload[:pair_bits]),
+                         pad_nz.eq(padding_of(self.i.payload) != 0)]
 
         with m.If(self.start & ~self.busy):
             m.d.sync += [
                 running.eq(1), empty.eq(self.count == 0), remaining.eq(self.count),
+                rem_one.eq(self.count == 1),
                 have_word.eq(0), slot.eq(0), zeros.eq(0), self.error.eq(0),
             ]
         return m

@@ -164,10 +164,9 @@ class Accelerator(wiring.Component):
                          attrs={"ram_style": "block"})
             m.submodules[f"psum_buf{j}"] = mem
             pb_w.append(mem.write_port())
-            # WS updates the psum buffer every cycle (read-modify-write): a read of the word
-            # being written sees the new value
-            pb_r.append(mem.read_port(domain="sync", transparent_for=(pb_w[j],)
-                                      if "ws" in p.dataflows else ()))
+            # (WS's read-modify-write forwards its own recent writes; no transparency logic
+            # after the block RAM's output)
+            pb_r.append(mem.read_port(domain="sync"))
 
         # ---- counters --------------------------------------------------------------------
         # Counters the parameters leave out read 0 (their events are not counted).
@@ -212,6 +211,27 @@ class Accelerator(wiring.Component):
             raise ValueError(f"lanes = {L} must be a power of two (dram_width / data_width)")
         qs, pqs, act_rows, padded = xd.qs, xd.pqs, xd.act_rows, xd.padded
         is_ws, is_os = xd.ws, xd.os
+
+        # Values derived from the executor's pass (``d`` - 1 bounds, column enables),
+        # registered: ``d`` is in place during set-up, so they are from the first filter-load
+        # cycle on, and the executor's compares need no subtractor in front.
+        def per_pass(value, name):
+            value = Value.cast(value)
+            reg = Signal(value.shape(), name=f"pp_{name}")
+            m.d.sync += reg.eq(value)
+            return reg
+
+        ncols_m1 = per_pass(d.ncols - 1, "ncols_m1")
+        p_valid_m1 = per_pass(d.p_valid - 1, "p_valid_m1")
+        col_on = [per_pass(j < d.ncols, f"col_on{j}") for j in range(cols)]
+        pp_pqs_m1 = per_pass(pqs - 1, "pqs_m1")
+        pp_filt_words_m1 = per_pass(d.filt_words - 1, "filt_words_m1")
+        pp_nrows_m1 = per_pass(d.nrows - 1, "nrows_m1")
+        pp_vgroups_m1 = per_pass(d.vgroups - 1, "vgroups_m1")
+        pp_chans_m1 = per_pass(d.chans - 1, "chans_m1")
+        pp_w_last = per_pass(d.in_width + d.pad - 1, "w_last")
+        pp_filters_m1 = per_pass(d.filters - 1, "filters_m1")
+        pp_qs_m1 = per_pass(qs - 1, "qs_m1")
 
         # ---- DMA read engine: one burst (dram addr, len) into the GLB at glb_dst -------
         rd_go = Signal()                     # pulse: start the burst go_addr/go_len/go_dst
@@ -384,14 +404,28 @@ class Accelerator(wiring.Component):
         fl_adv = Signal()
         fl_issue = Signal()
         fl_rep = Signal(range(4096 + 1))
+        # Both global-buffer streams (filters here, ifmaps below) read the block RAM on
+        # credit: a read is issued when fewer than two words are out (the one in the block
+        # RAM's output register, fl_valid, and one in a skid register, fb_valid), a decision
+        # made from registers only, so the network's ready (an AND over the PEs) never
+        # reaches the block RAMs' enables. The network takes the skid word if there is one,
+        # else the block RAM's output directly: every word reaches the network in the same
+        # cycle as with a ready-driven read.
+        fb_valid = Signal()
+        fb_data = Signal(p.dram_width)
+        fb_g = Signal.like(fl_g)
+        fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
+        fl_take = Signal()
         m.d.comb += [
-            fl_adv.eq(~fl_valid | array.filter.ready),
+            fl_adv.eq(~(fl_valid & fb_valid)),
             fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words)),
-            array.filter.valid.eq(fl_valid),
-            array.filter.payload.g.eq(fl_out_g),
-            array.filter.payload.data.as_value().eq(
-                Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data),
+            array.filter.valid.eq(fl_valid | fb_valid),
+            array.filter.payload.g.eq(Mux(fb_valid, fb_g, fl_out_g)),
+            array.filter.payload.data.as_value().eq(Mux(fb_valid, fb_data, fl_data)),
+            fl_take.eq(array.filter.valid & array.filter.ready),
         ]
+        with m.If(Mux(fb_valid, fl_take, fl_valid & ~fl_take)):
+            m.d.sync += [fb_valid.eq(fl_valid), fb_data.eq(fl_data), fb_g.eq(fl_out_g)]
 
         # ---- ifmap generator: GLB -> ifmap network --------------------------------------
         g_run = Signal()
@@ -422,18 +456,30 @@ class Accelerator(wiring.Component):
         g_adv = Signal()
         g_issue = Signal()
         g_zero = Signal()
+        # on credit, as the filter stream above: o_* is the block RAM's output stage, b_*
+        # the skid register
+        b_valid = Signal()
+        b_data = Signal(signed(dw))
+        b_s = Signal.like(o_s)
+        b_h = Signal.like(o_h)
+        g_take = Signal()
         m.d.comb += [
-            g_adv.eq(~o_valid | array.ifmap.ready),
+            g_adv.eq(~(o_valid & b_valid)),
             g_issue.eq(g_run & ~g_done & g_adv),
             g_zero.eq((g_w < 0) | (g_w >= d.in_width) | (g_h < d.row_lo) |
                       (g_h >= d.row_hi) | (g_k >= d.nch_valid)),
-            array.ifmap.valid.eq(o_valid),
-            array.ifmap.payload.s.eq(o_s),
-            array.ifmap.payload.h.eq(o_h),
+            array.ifmap.valid.eq(o_valid | b_valid),
+            array.ifmap.payload.s.eq(Mux(b_valid, b_s, o_s)),
+            array.ifmap.payload.h.eq(Mux(b_valid, b_h, o_h)),
+            g_take.eq(array.ifmap.valid & array.ifmap.ready),
         ]
         lanes_view = glb_r.data
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
-        m.d.comb += array.ifmap.payload.data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
+        o_data = Signal(signed(dw))
+        m.d.comb += [o_data.eq(Mux(o_zero, 0, lane_vals[o_lane])),
+                     array.ifmap.payload.data.eq(Mux(b_valid, b_data, o_data))]
+        with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
+            m.d.sync += [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s), b_h.eq(o_h)]
 
         # GLB read port: the filter loader and the generator never run together (but in OS,
         # whose filter loader has its own port).
@@ -449,28 +495,28 @@ class Accelerator(wiring.Component):
 
         with m.If(fl_issue):
             m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g)]
-            with m.If(fl_idx == pqs - 1):
+            with m.If(fl_idx == pp_pqs_m1):
                 m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1)]
             with m.Else():
                 m.d.sync += fl_idx.eq(fl_idx + 1)
-            with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == d.filt_words - 1) &
+            with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == pp_filt_words_m1) &
                       (fl_rep + 1 != d.out_width)):
                 # OS: the next output column's copy of the block
                 m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0),
                              fl_rep.eq(fl_rep + 1)]
-        with m.If(fl_adv):
+        with m.If(fl_adv | fl_take):
             m.d.sync += fl_valid.eq(fl_issue)
 
-        with m.If(g_adv):
+        with m.If(g_adv | g_take):
             m.d.sync += o_valid.eq(g_issue)
         count("gin_words", g_issue)
         with m.If(g_issue):
             m.d.sync += [o_zero.eq(g_zero), o_lane.eq(g_lane), o_s.eq(g_s), o_h.eq(g_h)]
             # for w': for c: for s: for h
-            last_h = g_h == d.nrows - 1
-            last_s = g_s == d.vgroups - 1
-            last_c = g_c == d.chans - 1
-            last_w = g_w == d.in_width + d.pad - 1
+            last_h = g_h == pp_nrows_m1
+            last_s = g_s == pp_vgroups_m1
+            last_c = g_c == pp_chans_m1
+            last_w = g_w == pp_w_last
             m.d.sync += [g_h.eq(g_h + 1), g_a.eq(g_a + d.row_words)]
             with m.If(last_h):
                 a_s = g_a_h0 + xd.s_stride
@@ -523,7 +569,7 @@ class Accelerator(wiring.Component):
             m.d.comb += [
                 q_adv.eq(~q_valid | array.psum_in[j].ready),
                 r_adv.eq(~r_valid | q_adv),
-                r_issue.eq(pin_run & r_adv & (r_n != pf) & (j < d.ncols)),
+                r_issue.eq(pin_run & r_adv & (r_n != pf) & col_on[j]),
                 array.psum_in[j].valid.eq(q_valid),
                 array.psum_in[j].payload.eq(q_data),
             ]
@@ -556,30 +602,54 @@ class Accelerator(wiring.Component):
             with m.If(array.ws_valid):
                 m.d.sync += [rmw_addr.eq(ws_addr), rmw_first.eq(first_now),
                              ws_f.eq(ws_f + 1)]
-                with m.If(ws_f == d.filters - 1):
+                with m.If(ws_f == pp_filters_m1):
                     m.d.sync += [ws_f.eq(0), ws_k.eq(ws_k + 1)]
-                    with m.If(ws_k == qs - 1):
+                    with m.If(ws_k == pp_qs_m1):
                         m.d.sync += [ws_k.eq(0), ws_base.eq(ws_base + d.filters)]
-            m.d.sync += rmw_valid.eq(array.ws_valid)
+            # Three stages: the read (ws_valid), the block RAM's output (rmw_*, registered
+            # into w_raw with nothing in between), the add and the write (w_*). The read of a
+            # slot misses the writes of the two slots before it when they come back to back
+            # (the write of the previous one is a cycle later, the one before that in the
+            # same cycle), so those two values are forwarded instead: the one being written
+            # now (w_*) and the one written a cycle ago (l_*).
+            w_valid = Signal()
+            w_first = Signal()
+            w_addr = Signal.like(rmw_addr)
+            l_valid = Signal()
+            l_addr = Signal.like(rmw_addr)
+            m.d.sync += [rmw_valid.eq(array.ws_valid), w_valid.eq(rmw_valid),
+                         w_first.eq(rmw_first), w_addr.eq(rmw_addr),
+                         l_valid.eq(w_valid), l_addr.eq(w_addr)]
+            fwd_w = w_valid & (w_addr == rmw_addr)
+            fwd_l = l_valid & (l_addr == rmw_addr)
+            w_fwd = Signal()
+            m.d.sync += w_fwd.eq(fwd_w | fwd_l)
             for j in range(cols):
-                m.d.sync += rmw_sum[j].eq(array.ws_sum[j])
-                on = j < d.ncols
+                w_sum = Signal(signed(pw), name=f"ws_wsum{j}")
+                w_raw = Signal(signed(pw), name=f"ws_wraw{j}")      # the block RAM's word
+                w_fval = Signal(signed(pw), name=f"ws_wfval{j}")    # ... or the forwarded one
+                w_data = Signal(signed(pw), name=f"ws_wdata{j}")
+                l_data = Signal(signed(pw), name=f"ws_ldata{j}")
+                m.d.comb += w_data.eq(Mux(w_first, 0, Mux(w_fwd, w_fval, w_raw)) + w_sum)
+                m.d.sync += [rmw_sum[j].eq(array.ws_sum[j]), w_sum.eq(rmw_sum[j]),
+                             w_raw.eq(pb_r[j].data), w_fval.eq(Mux(fwd_w, w_data, l_data)),
+                             l_data.eq(w_data)]
+                on = col_on[j]
                 with m.If(is_ws & ~wb_active):
                     m.d.comb += [pb_r[j].addr.eq(ws_addr),
                                  pb_r[j].en.eq(array.ws_valid & ~first_now & on)]
                 with m.If(is_ws):
-                    m.d.comb += [pb_w[j].addr.eq(rmw_addr),
-                                 pb_w[j].data.eq(Mux(rmw_first, 0, pb_r[j].data) + rmw_sum[j]),
-                                 pb_w[j].en.eq(rmw_valid & on)]
+                    m.d.comb += [pb_w[j].addr.eq(w_addr), pb_w[j].data.eq(w_data),
+                                 pb_w[j].en.eq(w_valid & on)]
             with m.If(xstate == _Exec.SETUP):
                 m.d.sync += [ws_f.eq(0), ws_k.eq(0), ws_base.eq(0)]
-            ws_busy = array.ws_valid | rmw_valid
+            ws_busy = array.ws_valid | rmw_valid | w_valid
         count("psum_buf_writes", _count_bits([pb_w[j].en for j in range(cols)]))
         pin_reads = []
         for j in range(cols):
             pin_reads.append(pb_r[j].en & ~wb_active)
         count("psum_buf_reads", _count_bits(pin_reads) + wb_ren)
-        writers_done = Cat(*[(wr_cnt[j] == pf) | (j >= d.ncols) for j in range(cols)]).all()
+        writers_done = Cat(*[(wr_cnt[j] == pf) | ~col_on[j] for j in range(cols)]).all()
         writers_done = Mux(is_ws, ~ws_busy, writers_done)
 
         # ---- write-back: psum buffer -> requantize -> pack -> DRAM -----------------------
@@ -670,7 +740,7 @@ class Accelerator(wiring.Component):
                 full = Cat(*[Mux(lane == l, value, pack[l])[:dw]
                              for l in range(L)])
                 m.d.sync += [beat.eq(full), beat_valid.eq(1)]
-        m.d.comb += wb_last_x.eq(d.out_row_words * L - 1)
+        m.d.sync += wb_last_x.eq(d.out_row_words * L - 1)
 
         # ---- compressed write-back: psum buffer -> requantize -> RLC encoder -> DRAM -----
         # Per filter f < p_valid: each row j < ncols through the encoder, every word its own
@@ -692,7 +762,7 @@ class Accelerator(wiring.Component):
         a_word = Signal(p.dram_width)
         e_bits = max(0, n_idx.bit_length() - 1)
         nidx = Signal(8)
-        m.d.comb += nidx.eq((d.ncols + n_idx - 1) >> e_bits)
+        m.d.sync += nidx.eq((d.ncols + n_idx - 1) >> e_bits)
         c_start = Signal()                   # WRITEBACK entered for a compressed pass
         if has_rlc:
             m.submodules.rlc_enc = enc = RLCEncoder.from_params(p)
@@ -771,7 +841,7 @@ class Accelerator(wiring.Component):
                     with m.Case(1):
                         with m.If((c_x == d.out_width) & ~rq_busy & ~enc.busy):
                             m.d.sync += ends[c_j].eq(c_off)
-                            with m.If(c_j == d.ncols - 1):
+                            with m.If(c_j == ncols_m1):
                                 m.d.sync += c_phase.eq(2)
                             with m.Else():
                                 m.d.sync += [c_j.eq(c_j + 1), wb_col.eq(wb_col + 1),
@@ -879,7 +949,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
                              fl_idx.eq(0), fl_g.eq(0)]
             with m.Case(_Exec.FLOAD):
-                with m.If((fl_n == d.filt_words) & ~fl_valid):
+                with m.If((fl_n == d.filt_words) & ~fl_valid & ~fb_valid):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
@@ -892,7 +962,7 @@ class Accelerator(wiring.Component):
                                      fl_idx.eq(0), fl_g.eq(0),
                                      fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
-                with m.If(g_done & ~o_valid & ~array.busy & writers_done):
+                with m.If(g_done & ~o_valid & ~b_valid & ~array.busy & writers_done):
                     m.d.sync += [g_run.eq(0), pin_run.eq(0), fl_run.eq(0)]
                     with m.If(d.last & d.out_rlc):
                         m.d.comb += c_start.eq(1)
@@ -908,11 +978,11 @@ class Accelerator(wiring.Component):
                 row_idle = ~wb_req_pending & ~wb_issuing & ~rq_busy & ~beat_valid
                 with m.If(d.out_rlc):
                     with m.If((c_phase == 3) & self.wr_data.ready & (c_i == nidx - 1) &
-                              (c_f == d.p_valid - 1)):
+                              (c_f == p_valid_m1)):
                         m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]
                 with m.Elif(row_idle):
-                    last_col = wb_col == d.ncols - 1
-                    with m.If(last_col & (wb_f == d.p_valid - 1)):
+                    last_col = wb_col == ncols_m1
+                    with m.If(last_col & (wb_f == p_valid_m1)):
                         m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]
                     with m.Elif(last_col):
                         m.d.sync += [wb_col.eq(0), wb_f.eq(wb_f + 1),
