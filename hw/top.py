@@ -17,8 +17,9 @@ Dataflows (the descriptor's ``dataflow``; hardware only for those in ``params.da
   go to the psum buffers (added to what a previous channel pass left there).
 * **WS** -- the same filter load and ifmap stream; the PEs issue in lockstep and the array's
   column sums arrive every slot: each is added into the psum buffer at ``x*filters + f`` by a
-  read-modify-write unit (read in the cycle the sum arrives, write the next; the read port is
-  transparent, so back-to-back updates of one address see each other). The psum chains and
+  read-modify-write unit (read in the cycle the sum arrives, the block RAM's word registered
+  the next, added and written the one after; the two writes a read can miss are forwarded,
+  so back-to-back updates of one address see each other). The psum chains and
   the psum-buffer readers are idle.
 * **OS** -- the first filter block loads as in RS; during compute the filter loader streams the
   block again, ``out_width - 1`` more times, from a second global-buffer read port (the ifmap
