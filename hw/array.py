@@ -135,10 +135,14 @@ class PEArray(wiring.Component):
                          row_on[r].eq(r < self.active_rows)]
         for j in range(cols):
             m.d.sync += col_on[j].eq(j < self.ncols)
+            # stride x j as shifts and adds of the constant j's bits: a multiplier here would
+            # take an FPGA DSP block for every j that is not a power of two
+            sj = sum((self.stride << b for b in range(j.bit_length()) if j >> b & 1),
+                     Const(0, 1))
             for r in range(rows):
-                m.d.sync += col_id[r][j].eq(row_tap[r] + self.stride * j)
+                m.d.sync += col_id[r][j].eq(row_tap[r] + sj)
                 if "os" in p.dataflows:
-                    m.d.sync += col_end[r][j].eq(row_tap[r] + self.stride * j + self.fold)
+                    m.d.sync += col_end[r][j].eq(row_tap[r] + sj + self.fold)
 
         # ---- configuration and start -------------------------------------------------------
         busy = []
