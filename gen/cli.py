@@ -155,7 +155,7 @@ def cmd_demo(args) -> int:
     say(f"[3/4] network {args.network} ({len(layers)} layers chained through DRAM) on the whole "
         f"accelerator: Verilator with nominal DRAM, Icarus with random DRAM stalls")
     runs = []
-    rlc = params.rlc_word_bits == params.dram_width >= 16
+    rlc = params.rlc_transport
     for sim, stall in (("verilator", 0.0), ("icarus", 0.2)):
         r = run_network(params, layers, sim=sim, seed=args.seed, stall_prob=stall,
                         progress=lambda m: say("      " + m), rlc=rlc)

@@ -257,7 +257,7 @@ def run_network(params: AcceleratorParams, layers, *, dataflow: str = "rs",
     from .perf import timeline
 
     check_chain(layers)     # before any golden convolution of a network that cannot run
-    if rlc and not (params.rlc_word_bits == params.dram_width >= 16):
+    if rlc and not params.rlc_transport:
         raise ValueError(f"this design cannot move RLC-coded feature maps (rlc_word_bits = "
                          f"{params.rlc_word_bits}, dram_width = {params.dram_width}: needs "
                          f"equal widths of at least 16); use --no-rlc")

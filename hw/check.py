@@ -106,7 +106,7 @@ class DescriptorCheck(wiring.Component):
         out = self.derived
         half = p.glb_pass_words
         n_idx = max(1, p.dram_width // 16)
-        has_rlc = p.rlc_word_bits == p.dram_width and p.dram_width >= 16
+        has_rlc = p.rlc_transport
 
         ck = Signal(range(CHECK_CYCLES))
         with m.If(self.run & (ck != CHECK_CYCLES - 1)):

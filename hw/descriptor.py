@@ -326,7 +326,7 @@ class PassDescriptor:
                                  f"shift = {d.shift}: allowed 1..filters, ceil(out_width / "
                                  f"{L}), 0..{p.psum_width - 1}")
         entries = max(1, p.dram_width // 16)
-        if (self.in_rlc or self.out_rlc) and not (p.rlc_word_bits == p.dram_width >= 16):
+        if (self.in_rlc or self.out_rlc) and not p.rlc_transport:
             return E.RLC, (f"rlc_word_bits = {p.rlc_word_bits} must equal dram_width = "
                            f"{p.dram_width} (>= 16) for compressed transport")
         if self.in_rlc and self.in_burst and not (

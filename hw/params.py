@@ -185,6 +185,12 @@ class AcceleratorParams:
         return (1 << self.rlc_run_bits) - 1
 
     @property
+    def rlc_transport(self) -> bool:
+        """Whether the hardware has the RLC codec on its DRAM path: RLC words as wide as DRAM
+        words, with room for 16-bit row-index entries (``rlc_word_bits = dram_width >= 16``)."""
+        return self.rlc_word_bits == self.dram_width >= 16
+
+    @property
     def glb_bytes(self) -> int:
         return self.glb_kib * 1024
 

@@ -207,7 +207,7 @@ class Accelerator(wiring.Component):
         xd = Signal.like(ld)
         n_idx = max(1, p.dram_width // 16)   # row-index entries per DRAM word
         # Compressed transport needs RLC words as wide as DRAM words (and 16-bit entries).
-        has_rlc = p.rlc_word_bits == p.dram_width and p.dram_width >= 16
+        has_rlc = p.rlc_transport
         if L & (L - 1):
             raise ValueError(f"lanes = {L} must be a power of two (dram_width / data_width)")
         qs, pqs, act_rows, padded = xd.qs, xd.pqs, xd.act_rows, xd.padded
