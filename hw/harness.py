@@ -152,10 +152,14 @@ class Harness(wiring.Component):
         with m.If(sel == len(TOP_COUNTERS) - 1):
             m.d.sync += sel.eq(0)
         m.d.comb += acc.cnt_sel.eq(sel)
+        # the counter read is registered before it is folded: the accelerator's counter
+        # multiplexer and the fold are not one path
+        cnt_q = Signal.like(acc.cnt_value)
+        m.d.sync += cnt_q.eq(acc.cnt_value)
         sig = self.checksum
         written = Mux(w_busy & acc.wr_data.valid, _fold(acc.wr_data.payload, 8), 0)
         status = Cat(acc.busy, acc.error, acc.error_code, _fold(acc.passes_done, 2))
-        m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(acc.cnt_value, 8) ^ written ^ status)
+        m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(cnt_q, 8) ^ written ^ status)
 
         m.d.comb += [self.error.eq(acc.error)]
         m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~w_busy)
