@@ -6,6 +6,7 @@ tests/test_top_cocotb.py, applied to the other dataflows)."""
 import pytest
 
 from gen.run import TIMING, run_layer
+from rtl_checks import assert_rtl_equals_model
 from gen.workload import parse_layer
 from hw.params import PRESETS
 from tb.runner import SIMULATORS
@@ -48,17 +49,8 @@ def test_dataflow_layer_on_rtl(sim, flow, name, spec, stall):
                   stall_prob=stall)
     assert r["dataflow"] == flow and f": {flow} " in r["mapping"]
     assert r["match"], f"{name}: first mismatch {r['first_mismatch']}; see {r['log']}"
-    assert r["counters_match_model"], r["counter_diffs"]
-    rtl, model = r["rtl_counters"], r["model_counters"]
-    if stall == 0.0:
-        assert {k: rtl[k] for k in TIMING} == {k: model[k] for k in TIMING}
-    else:
-        # as for RS: beyond waiting for the loader and for DRAM writes, the executor's cycles
-        # are the model's, stalls or not
-        assert rtl["dram_rd_stall"] > model["dram_rd_stall"]
-        own = rtl["cycles"] - rtl["dma_stall_cycles"] - rtl["dram_wr_stall"]
-        model_own = model["cycles"] - model["dma_stall_cycles"] - model["dram_wr_stall"]
-        assert own == model_own, (own, model_own)
+    assert_rtl_equals_model(r, stall)
+    rtl = r["rtl_counters"]
     # each dataflow's reuse shows in the counters (tests/test_dataflow_model.py compares them
     # with RS's in detail)
     if flow == "ws":    # no psum stays in a PE

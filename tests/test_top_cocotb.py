@@ -4,7 +4,8 @@ compared with the golden model, every counter compared with the performance mode
 
 import pytest
 
-from gen.run import TIMING, run_layer
+from gen.run import run_layer
+from rtl_checks import assert_rtl_equals_model
 from gen.workload import parse_layer
 from hw.params import PRESETS
 from tb.runner import SIMULATORS
@@ -35,21 +36,7 @@ SHAPES = [
 def test_layer_on_rtl(sim, name, spec, stall):
     r = run_layer(TINY, parse_layer(spec), sim=sim, seed=len(name), stall_prob=stall)
     assert r["match"], f"{name}: first mismatch {r['first_mismatch']}; see {r['log']}"
-    # Every access count equals the model's, stalls or not.
-    assert r["counters_match_model"], r["counter_diffs"]
-    rtl, model = r["rtl_counters"], r["model_counters"]
-    if stall == 0.0:
-        # Nominal DRAM: the model predicts every phase to the cycle.
-        assert {k: rtl[k] for k in TIMING} == {k: model[k] for k in TIMING}
-    else:
-        # Random latency and backpressure. Every cycle the executor is not busy it waits
-        # for the loader (dma_stall_cycles); when busy it only ever waits for DRAM in the
-        # write-back (dram_wr_stall). What remains is the executor's own work, which the
-        # model predicts to the cycle, stalls or not.
-        assert rtl["dram_rd_stall"] > model["dram_rd_stall"]
-        own = rtl["cycles"] - rtl["dma_stall_cycles"] - rtl["dram_wr_stall"]
-        model_own = model["cycles"] - model["dma_stall_cycles"] - model["dram_wr_stall"]
-        assert own == model_own, (own, model_own)
+    assert_rtl_equals_model(r, stall)
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
