@@ -25,6 +25,12 @@ their filters group after group; lockstep keeps a column's outputs together).
 
 Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
 the top keeps one counter per kind instead of one per PE.
+
+Timing: in an array of more than ``REGISTERED_READY_ABOVE`` PEs every PE presents its ifmap
+``ready`` and its ``can_issue`` from flip-flops (computed a cycle ahead, see the PE's
+``registered_ready``), so the array-wide ANDs of the ifmap handshake and of the lockstep
+``go`` start at registers; the schedule is unchanged. The event sums are then pipelined
+(strobes and row counts registered: the counts arrive two cycles late).
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ from amaranth.lib.wiring import In, Out
 from .params import AcceleratorParams
 from .pe import PE, PE_COUNTERS, pe_config_layout
 
-__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout"]
+__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout", "REGISTERED_READY_ABOVE"]
+
+#: Arrays of more PEs than this build their PEs with ``registered_ready`` (the handshakes of
+#: the ifmap network and of the lockstep issue then start at flip-flops in every PE; the
+#: schedule is the same). Smaller arrays save the logic -- ``pico`` fills an iCE40UP5K.
+REGISTERED_READY_ABOVE = 2
 
 
 def _tree_sum(values):
@@ -106,7 +117,11 @@ class PEArray(wiring.Component):
         p = self._p
         rows, cols, L = p.rows, p.cols, p.lanes
 
-        pes = [[PE.from_params(p, counters=False) for _ in range(cols)] for _ in range(rows)]
+        # Beyond a couple of PEs the ifmap handshake and the lockstep issue are array-wide:
+        # each PE then presents its ``ready`` and ``can_issue`` from flip-flops (same cycles)
+        regd = rows * cols > REGISTERED_READY_ABOVE
+        pes = [[PE.from_params(p, counters=False, registered_ready=regd) for _ in range(cols)]
+               for _ in range(rows)]
         for r in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{r}_{j}"] = pes[r][j]
@@ -221,5 +236,21 @@ class PEArray(wiring.Component):
         # ---- event counts ------------------------------------------------------------------
         flat = [pe for row in pes for pe in row]
         for name in PE_COUNTERS:
-            m.d.comb += self.events[name].eq(_tree_sum(pe.events[name] for pe in flat))
+            if not regd:
+                m.d.comb += self.events[name].eq(_tree_sum(pe.events[name] for pe in flat))
+                continue
+            # a large array's sum is pipelined: each PE's strobe, then each PE row's count
+            # are registered (the counts reach the counters two cycles late; a pass's last
+            # PE event is many cycles before its write-back ends)
+            row_sums = []
+            for r in range(rows):
+                strobes = []
+                for j in range(cols):
+                    ev = Signal(name=f"ev_{name}_{r}_{j}")
+                    m.d.sync += ev.eq(pes[r][j].events[name])
+                    strobes.append(ev)
+                rs = Signal(range(cols + 1), name=f"ev_{name}_row{r}")
+                m.d.sync += rs.eq(_tree_sum(strobes))
+                row_sums.append(rs)
+            m.d.comb += self.events[name].eq(_tree_sum(row_sums))
         return m

@@ -194,12 +194,18 @@ class PE(wiring.Component):
     ``cfg`` must stay stable while ``busy``. ``events`` has one strobe per counted access in
     the current cycle (an array sums them instead of keeping per-PE counters); with
     ``counters=True`` the PE also keeps its own ``counters``, accumulated from reset.
+
+    With ``registered_ready`` the ifmap ``ready`` and ``can_issue`` come from flip-flops: the
+    next cycle's values are computed from this cycle's state for each outcome of the late
+    events (a word completing a column, a slot completing an output step, a word leaving the
+    output FIFO) and selected by them. The PE behaves the same cycle for cycle (a test runs
+    both side by side); an array's handshakes across many PEs then start at registers.
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
                  filter_depth: int, psum_depth: int, counter_width: int = 32,
                  out_fifo_depth: int = 2, counters: bool = True, ws: bool = False,
-                 os: bool = False, filter_ram: str = "auto"):
+                 os: bool = False, filter_ram: str = "auto", registered_ready: bool = False):
         if psum_width < 2 * data_width:
             raise ValueError(f"psum_width = {psum_width} is out of range: allowed "
                              f"{2 * data_width}..64")
@@ -218,6 +224,7 @@ class PE(wiring.Component):
             raise ValueError(f"filter_ram = {filter_ram!r} is invalid: allowed "
                              f"{', '.join(map(repr, RAM_STYLES))}")
         self._filter_ram = filter_ram
+        self._registered_ready = bool(registered_ready)
         self.cfg_layout = pe_config_layout(ifmap_depth, filter_depth, psum_depth)
         ports = {
             "cfg":      In(self.cfg_layout),
@@ -286,6 +293,9 @@ class PE(wiring.Component):
             width=pw, depth=self._out_fifo_depth)
 
         phase = Signal(_Phase)
+        phase_n = Signal(_Phase)        # next phase (the registered handshakes look at it)
+        m.d.comb += phase_n.eq(phase)
+        m.d.sync += phase.eq(phase_n)
         row = Signal.like(cfg.rows)
         fw_addr = Signal(range(self._filter_depth + 1))
 
@@ -338,7 +348,8 @@ class PE(wiring.Component):
         with m.Switch(phase):
             with m.Case(_Phase.IDLE):
                 with m.If(self.start):
-                    m.d.sync += [phase.eq(_Phase.LOAD), fw_addr.eq(0), row.eq(0),
+                    m.d.comb += phase_n.eq(_Phase.LOAD)
+                    m.d.sync += [fw_addr.eq(0), row.eq(0),
                                  xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps)]
             with m.Case(_Phase.LOAD):
                 m.d.comb += [
@@ -351,7 +362,7 @@ class PE(wiring.Component):
                 with m.If(self.filter.valid):
                     m.d.sync += fw_addr.eq(fw_addr + 1)
                     with m.If(fw_addr == cfg.filter_words - 1):
-                        m.d.sync += phase.eq(_Phase.RUN)
+                        m.d.comb += phase_n.eq(_Phase.RUN)
             with m.Case(_Phase.RUN):
                 with m.If(row_done):
                     m.d.sync += [row.eq(row + 1), wcol.eq(0), wch.eq(0), wr_addr.eq(0),
@@ -359,10 +370,10 @@ class PE(wiring.Component):
                                  xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps),
                                  f.eq(0), f_addr.eq(0)]
                     with m.If(row == cfg.rows - 1):
-                        m.d.sync += phase.eq(_Phase.DRAIN)
+                        m.d.comb += phase_n.eq(_Phase.DRAIN)
             with m.Case(_Phase.DRAIN):
                 with m.If(~v1 & ~v2 & ~out_fifo.r_rdy & ~self.psum_out.valid):
-                    m.d.sync += phase.eq(_Phase.IDLE)
+                    m.d.comb += phase_n.eq(_Phase.IDLE)
 
         m.d.comb += self.busy.eq(phase != _Phase.IDLE)
 
@@ -373,14 +384,18 @@ class PE(wiring.Component):
         accept = Signal()
         m.d.comb += accept.eq(in_ring & ~row_done & (wcol != cfg.width) &
                               (x_all_issued | (wcol < xs_ring)))
+        rr = self._registered_ready
+        acc_q = Signal()                # ``accept``, a cycle ahead from the next state
+        take = Signal()
         m.d.comb += [
-            self.ifmap.ready.eq(accept),
+            self.ifmap.ready.eq(acc_q if rr else accept),
+            take.eq(self.ifmap.ready & self.ifmap.valid),
             i_wr.addr.eq(wr_addr),
             i_wr.data.eq(self.ifmap.payload),
-            i_wr.en.eq(accept & self.ifmap.valid),
+            i_wr.en.eq(take),
         ]
-        count("ifmap_writes", accept & self.ifmap.valid)
-        with m.If(accept & self.ifmap.valid):
+        count("ifmap_writes", take)
+        with m.If(take):
             m.d.sync += wr_addr.eq(Mux(wr_addr == cfg.ring_words - 1, 0, wr_addr + 1))
             with m.If(wch == cfg.channels - 1):
                 m.d.sync += [wch.eq(0), wcol.eq(wcol + 1)]
@@ -391,10 +406,12 @@ class PE(wiring.Component):
         issue = Signal()
         ready = Signal()
         m.d.comb += ready.eq(in_run & ~x_all_issued & (wcol >= xs_taps))
+        can_q = Signal()                # ``ready & ~stall``, a cycle ahead from the next state
         if self._ws or self._os:
             # WS, OS: slots issue in lockstep across the array (go = all active PEs ready)
-            m.d.comb += [self.can_issue.eq(ready & ~stall),
-                         issue.eq(ready & ~stall & (self.go | ~(is_ws | is_os)))]
+            can = can_q if rr else ready & ~stall
+            m.d.comb += [self.can_issue.eq(can),
+                         issue.eq(can & (self.go | ~(is_ws | is_os)))]
         else:
             m.d.comb += issue.eq(ready & ~stall)
         first_f = f == 0
@@ -409,9 +426,9 @@ class PE(wiring.Component):
         count("filter_reads", issue & ~zero0)
         count("macs", issue & ~zero0)
         count("gated_macs", issue & zero0)
+        last_f = f == cfg.filters - 1
+        last_k = k == cfg.window_words - 1
         with m.If(issue):
-            last_f = f == cfg.filters - 1
-            last_k = k == cfg.window_words - 1
             with m.If(~last_f):
                 m.d.sync += [f.eq(f + 1), f_addr.eq(f_addr + cfg.window_words)]
             with m.Else():
@@ -427,12 +444,61 @@ class PE(wiring.Component):
                                  base.eq(wrapped), rd_addr.eq(wrapped)]
                     with m.If(is_os & (x + 1 != cfg.out_width)):
                         # OS: the filters served this output only; load them again
-                        m.d.sync += [phase.eq(_Phase.LOAD), fw_addr.eq(0)]
+                        m.d.comb += phase_n.eq(_Phase.LOAD)
+                        m.d.sync += fw_addr.eq(0)
             m.d.sync += [first1.eq(k == 0), last1.eq(last_k), f1.eq(f), zero1.eq(zero0)]
             with m.If(first_f):
                 m.d.sync += i1.eq(i_rd.data)
         with m.If(~stall):
             m.d.sync += v1.eq(issue)
+
+        if rr:
+            # ---- registered handshakes ---------------------------------------------------
+            # ``accept`` and ``ready & ~stall`` of the next cycle, computed from this cycle's
+            # state for every outcome of the events that arrive late (an ifmap word that
+            # completes a column, an issued slot that completes an output step, a word
+            # leaving the output FIFO) and chosen by them at the end: the array's handshakes
+            # then start at flip-flops, and the behaviour is the same cycle for cycle.
+            cw = take & (wch == cfg.channels - 1)          # wcol + 1
+            sx = issue & last_f & last_k                   # x + 1, xs_* + stride
+            row_reset = in_run & row_done                  # everything back to column 0
+            start_ev = (phase == _Phase.IDLE) & self.start
+            wcol_a = [wcol, wcol + 1]
+            x_end = [x_all_issued, x + 1 == cfg.out_width]
+            ring_b = [xs_ring, xs_ring + cfg.stride]
+            taps_b = [xs_taps, xs_taps + cfg.stride]
+            acc_ab = [[Signal(name=f"acc_next_{a}{b}") for b in range(2)] for a in range(2)]
+            rdy_ab = [[Signal(name=f"rdy_next_{a}{b}") for b in range(2)] for a in range(2)]
+            for a in range(2):
+                for b in range(2):
+                    m.d.comb += [
+                        acc_ab[a][b].eq((wcol_a[a] != cfg.width) &
+                                        (x_end[b] | (wcol_a[a] < ring_b[b]))),
+                        rdy_ab[a][b].eq(~x_end[b] & (wcol_a[a] >= taps_b[b])),
+                    ]
+            acc_sel = Mux(cw, Mux(sx, acc_ab[1][1], acc_ab[1][0]),
+                          Mux(sx, acc_ab[0][1], acc_ab[0][0]))
+            rdy_sel = Mux(cw, Mux(sx, rdy_ab[1][1], rdy_ab[1][0]),
+                          Mux(sx, rdy_ab[0][1], rdy_ab[0][0]))
+            # after a row: column 0, output 0, the ring's first columns
+            acc_reset = (cfg.width != 0) & ((cfg.out_width == 0) | (cfg.ring_cols != 0))
+            rdy_reset = (cfg.out_width != 0) & (cfg.taps == 0)
+            # at start: no word and no slot this cycle, the ring's first columns
+            acc_start = (wcol != cfg.width) & (x_all_issued | (wcol < cfg.ring_cols))
+            in_run_n = phase_n == _Phase.RUN
+            in_ring_n = in_run_n | (is_os & (phase_n == _Phase.LOAD))
+            m.d.sync += acc_q.eq(in_ring_n & Mux(row_reset, acc_reset,
+                                                 Mux(start_ev, acc_start, acc_sel)))
+            if self._ws or self._os:
+                # the output FIFO: a stalled last slot waits for a word to leave; otherwise
+                # the slot now in multiply stalls next if it is a last one and the FIFO will
+                # be full (a word leaving this cycle always makes room)
+                push = v2 & last2 & ~is_ws
+                fills = Signal()
+                m.d.comb += fills.eq(out_fifo.level + push == self._out_fifo_depth)
+                stall_n = ~out_fifo.r_en & Mux(stall, 1, v1 & last1 & ~is_ws & fills)
+                m.d.sync += can_q.eq(in_run_n & ~stall_n &
+                                     Mux(row_reset, rdy_reset, Mux(start_ev, 0, rdy_sel)))
 
         # ---- multiply ----------------------------------------------------------------------
         with m.If(~stall):
