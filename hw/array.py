@@ -35,7 +35,7 @@ Timing: in an array of more than ``REGISTERED_READY_ABOVE`` PEs every PE present
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,6 +94,21 @@ class PEArray(wiring.Component):
         if "ws" in params.dataflows:
             extra["ws_valid"] = Out(1)
             extra["ws_sum"] = Out(signed(pw)).array(cols)
+        # Large arrays take the ifmap word's targets precomputed (``ifmap_hit``, bit
+        # ``r*cols + j``, from :meth:`ifmap_hits` a cycle before the word is offered).
+        self.registered_ready = rows * cols > REGISTERED_READY_ABOVE
+        if self.registered_ready:
+            extra["ifmap_hit"] = In(rows * cols)
+        # IDs and activity (registered: stable a cycle after the pass inputs; col_id and
+        # col_end a cycle later). Made here so that :meth:`ifmap_hits` can use them.
+        self._row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
+        self._col_id = [[Signal(12, name=f"col_id_{r}_{j}") for j in range(cols)]
+                        for r in range(rows)]
+        # OS: col_id + fold, registered with col_id (no adder before the range match)
+        self._col_end = [[Signal(13, name=f"col_end_{r}_{j}") for j in range(cols)]
+                         for r in range(rows)]
+        self._row_on = [Signal(name=f"row_on{r}") for r in range(rows)]
+        self._col_on = [Signal(name=f"col_on{j}") for j in range(cols)]
         super().__init__({
             **extra,
             "cfg":         In(self.cfg_layout),
@@ -112,6 +127,24 @@ class PEArray(wiring.Component):
                 n: unsigned((rows * cols).bit_length()) for n in PE_COUNTERS})),
         })
 
+    def ifmap_hits(self, s, h):
+        """The PEs an ifmap word tagged ``(s, h)`` goes to: bit ``r*cols + j`` for PE
+        ``(r, j)`` (from the IDs of the current pass)."""
+        p = self._p
+        layout = ifmap_word_layout(p)
+        s = Value.cast(s)[:Shape.cast(layout.members["s"]).width]   # as the word carries them
+        h = Value.cast(h)[:Shape.cast(layout.members["h"]).width]
+        bits = []
+        for r in range(p.rows):
+            row_hit = self._row_on[r] & (s == self._row_group[r])
+            for j in range(p.cols):
+                if "os" in p.dataflows:
+                    bits.append(row_hit & self._col_on[j] & (h >= self._col_id[r][j]) &
+                                (h < self._col_end[r][j]))
+                else:
+                    bits.append(row_hit & self._col_on[j] & (h == self._col_id[r][j]))
+        return Cat(*bits)
+
     def elaborate(self, platform):
         m = Module()
         p = self._p
@@ -119,23 +152,17 @@ class PEArray(wiring.Component):
 
         # Beyond a couple of PEs the ifmap handshake and the lockstep issue are array-wide:
         # each PE then presents its ``ready`` and ``can_issue`` from flip-flops (same cycles)
-        regd = rows * cols > REGISTERED_READY_ABOVE
+        regd = self.registered_ready
         pes = [[PE.from_params(p, counters=False, registered_ready=regd) for _ in range(cols)]
                for _ in range(rows)]
         for r in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{r}_{j}"] = pes[r][j]
 
-        # ---- IDs and activity (registered: stable a cycle after the pass inputs) -----------
-        row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
+        # ---- IDs and activity --------------------------------------------------------------
+        row_group, col_id, col_end = self._row_group, self._col_id, self._col_end
+        row_on, col_on = self._row_on, self._col_on
         row_tap = [Signal(range(rows), name=f"row_tap{r}") for r in range(rows)]
-        col_id = [[Signal(12, name=f"col_id_{r}_{j}") for j in range(cols)]
-                  for r in range(rows)]
-        # OS: col_id + fold, registered with col_id (no adder before the range match)
-        col_end = [[Signal(13, name=f"col_end_{r}_{j}") for j in range(cols)]
-                   for r in range(rows)]
-        row_on = [Signal(name=f"row_on{r}") for r in range(rows)]
-        col_on = [Signal(name=f"col_on{j}") for j in range(cols)]
         # Row r is group r // filt_rows, tap r % filt_rows: a chain of counters, one signal per
         # stage (so the expression stays linear), registered at the end.
         g_c, t_c = Const(0, range(rows)), Const(0, range(rows))
@@ -186,16 +213,12 @@ class PEArray(wiring.Component):
 
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
+        hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
         i_ok = []
         for r in range(rows):
-            row_hit = row_on[r] & (word.s == row_group[r])
             for j in range(cols):
                 pe = pes[r][j]
-                if "os" in p.dataflows:
-                    hit = (row_hit & col_on[j] & (word.h >= col_id[r][j]) &
-                           (word.h < col_end[r][j]))
-                else:
-                    hit = row_hit & col_on[j] & (word.h == col_id[r][j])
+                hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
                              pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
                 i_ok.append(~hit | pe.ifmap.ready)

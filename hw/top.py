@@ -481,6 +481,16 @@ class Accelerator(wiring.Component):
                      array.ifmap.payload.data.eq(Mux(b_valid, b_data, o_data))]
         with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
             m.d.sync += [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s), b_h.eq(o_h)]
+        if array.registered_ready:
+            # a large array takes each word's targets from registers, computed from the
+            # word's tags as it is read (and kept with it in the skid register)
+            o_hit = Signal(p.rows * p.cols)
+            b_hit = Signal.like(o_hit)
+            m.d.comb += array.ifmap_hit.eq(Mux(b_valid, b_hit, o_hit))
+            with m.If(g_issue):
+                m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
+            with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
+                m.d.sync += b_hit.eq(o_hit)
 
         # GLB read port: the filter loader and the generator never run together (but in OS,
         # whose filter loader has its own port).
