@@ -160,8 +160,8 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
     """Event-level replay of the compute phase; cycle 0 is the phase's first cycle.
 
     The ifmap network offers word ``n`` the cycle after word ``n-1`` was taken (word 0 in
-    cycle 1) and a word is taken as soon as its targets (the PEs of one diagonal, which all
-    behave alike) are ready. A PE takes column ``col`` once it has finished the steps that
+    cycle 2: the global buffer's read, then the registered lane select) and a word is taken
+    as soon as its targets (the PEs of one diagonal, which all behave alike) are ready. A PE takes column ``col`` once it has finished the steps that
     free a slot of its ring (``col < x*stride + ring``); it issues the ``p*q*S`` MAC slots of
     output step ``x`` back to back, starting the cycle after the last word of column
     ``x*stride + S - 1`` arrived and after step ``x-1``. A finished psum reaches the PE's
@@ -191,7 +191,8 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
                 seq.append((skip + 1, dg, ends[dg]))
                 skip = 0
     last_word = [0] * len(diag)         # per diagonal: cycle its last word was taken
-    a = 0                               # cycle the previous word was taken
+    a = 1                               # cycle the previous word was taken (word 0
+    #                                     is offered in cycle 2: read, lane select)
     done = 0                            # output steps issued so far (alike on every diagonal)
     sweep = sum(step for step, _, _ in seq) + skip     # cycles of one channel's words, unblocked
     for col in range(width):
@@ -260,7 +261,8 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
     lastk = int(np.flatnonzero(mask)[-1])           # the column's last targeted word
     k = np.arange(1, q * vg * nrows + 1)
     e = []                                          # last-slot issue cycle of each step
-    a = last = 0                                    # last word taken; last targeted one
+    a, last = 1, 0                                  # last word taken (word 0 offered
+    #                                                 in cycle 2); last targeted one
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         if need:
@@ -303,7 +305,8 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     last_idx = ((q - 1) * vg + s_of) * nrows + j_of * st + R - 1   # a PE's last word of a column
     k = np.arange(1, q * vg * nrows + 1)
     e = []                                          # last-slot issue cycle of each step
-    a, ts = 0, 0                                    # last word taken; reload stream
+    a, ts = 1, 0                                    # last word taken (word 0 offered
+    #                                                 in cycle 2); reload stream
     lw = np.zeros(npe, dtype=np.int64)              # cycle each PE's last word was taken
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)

@@ -463,34 +463,50 @@ class Accelerator(wiring.Component):
         b_data = Signal(signed(dw))
         b_s = Signal.like(o_s)
         b_h = Signal.like(o_h)
-        g_take = Signal()
+        g_take = Signal()                    # the word of o_* or b_* moves on to n_*
+        # n_*: the network's word, registered after the lane select (the block RAM's output
+        # reaches no PE directly); it adds a cycle before the first word, and only then.
+        n_valid = Signal()
+        n_data = Signal(signed(dw))
+        n_s = Signal.like(o_s)
+        n_h = Signal.like(o_h)
+        n_take = Signal()
         m.d.comb += [
             g_adv.eq(~(o_valid & b_valid)),
             g_issue.eq(g_run & ~g_done & g_adv),
             g_zero.eq((g_w < 0) | (g_w >= d.in_width) | (g_h < d.row_lo) |
                       (g_h >= d.row_hi) | (g_k >= d.nch_valid)),
-            array.ifmap.valid.eq(o_valid | b_valid),
-            array.ifmap.payload.s.eq(Mux(b_valid, b_s, o_s)),
-            array.ifmap.payload.h.eq(Mux(b_valid, b_h, o_h)),
-            g_take.eq(array.ifmap.valid & array.ifmap.ready),
+            array.ifmap.valid.eq(n_valid),
+            array.ifmap.payload.s.eq(n_s),
+            array.ifmap.payload.h.eq(n_h),
+            array.ifmap.payload.data.eq(n_data),
+            n_take.eq(n_valid & array.ifmap.ready),
+            g_take.eq((o_valid | b_valid) & (~n_valid | n_take)),
         ]
         lanes_view = glb_r.data
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
         o_data = Signal(signed(dw))
-        m.d.comb += [o_data.eq(Mux(o_zero, 0, lane_vals[o_lane])),
-                     array.ifmap.payload.data.eq(Mux(b_valid, b_data, o_data))]
+        m.d.comb += o_data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
+        with m.If(~n_valid | n_take):
+            m.d.sync += n_valid.eq(o_valid | b_valid)
+        with m.If(g_take):
+            m.d.sync += [n_data.eq(Mux(b_valid, b_data, o_data)),
+                         n_s.eq(Mux(b_valid, b_s, o_s)), n_h.eq(Mux(b_valid, b_h, o_h))]
         with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
             m.d.sync += [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s), b_h.eq(o_h)]
         if array.registered_ready:
             # a large array takes each word's targets from registers, computed from the
-            # word's tags as it is read (and kept with it in the skid register)
+            # word's tags as it is read (and kept with it through b_* and n_*)
             o_hit = Signal(p.rows * p.cols)
             b_hit = Signal.like(o_hit)
-            m.d.comb += array.ifmap_hit.eq(Mux(b_valid, b_hit, o_hit))
+            n_hit = Signal.like(o_hit)
+            m.d.comb += array.ifmap_hit.eq(n_hit)
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
             with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
                 m.d.sync += b_hit.eq(o_hit)
+            with m.If(g_take):
+                m.d.sync += n_hit.eq(Mux(b_valid, b_hit, o_hit))
 
         # GLB read port: the filter loader and the generator never run together (but in OS,
         # whose filter loader has its own port).
@@ -973,7 +989,8 @@ class Accelerator(wiring.Component):
                                      fl_idx.eq(0), fl_g.eq(0),
                                      fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
-                with m.If(g_done & ~o_valid & ~b_valid & ~array.busy & writers_done):
+                with m.If(g_done & ~o_valid & ~b_valid & ~n_valid & ~array.busy &
+                          writers_done):
                     m.d.sync += [g_run.eq(0), pin_run.eq(0), fl_run.eq(0)]
                     with m.If(d.last & d.out_rlc):
                         m.d.comb += c_start.eq(1)

@@ -335,7 +335,7 @@ def _plain_replay(S, q, p, st, vg, R, ncols, width, F, nrows, ring):
                         for r in range(vg * R)])
     ends = [[] for _ in diag]
     last_word = [0] * len(diag)
-    a = 0
+    a = 1                           # word 0 is offered in cycle 2
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         for c in range(q):
