@@ -74,7 +74,7 @@ class PerfConfig:
 #: Cycles of the DMA phase outside the bursts (the cycle that sees the last burst done).
 DMA_SETUP = 1
 #: Cycles after the last filter word leaves the global buffer until the PEs hold it.
-FLOAD_TAIL = 2
+FLOAD_TAIL = 3
 #: Cycles of a write-back burst beyond one per lane (request, the requantizer's pipeline --
 #: psum-buffer read, its register, shift, round and saturate --, beat hand-off, next row's
 #: set-up).
@@ -284,7 +284,7 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     """OS: PE ``(s, j)`` takes the words of channel group ``s``, rows ``j*st .. j*st+R-1``
     (``q*R`` words per column) and issues ``p*q*R*S`` slots per output, all PEs in lockstep
     (as in WS). Before each output but the first the PEs reload their filters: the loader
-    streams the block again (word 0 of the first reload offered in cycle 1, then one word per
+    streams the block again (word 0 of the first reload offered in cycle 2, then one word per
     cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
     finished the previous output (they take ifmap words meanwhile). Output step ``x`` starts
     the cycle after the last word any PE needs for it was taken, after step ``x-1`` and
@@ -305,8 +305,8 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     last_idx = ((q - 1) * vg + s_of) * nrows + j_of * st + R - 1   # a PE's last word of a column
     k = np.arange(1, q * vg * nrows + 1)
     e = []                                          # last-slot issue cycle of each step
-    a, ts = 1, 0                                    # last word taken (word 0 offered
-    #                                                 in cycle 2); reload stream
+    a, ts = 1, 1                                    # last word taken, last reload word
+    #                                                 taken (word 0 of each offered in cycle 2)
     lw = np.zeros(npe, dtype=np.int64)              # cycle each PE's last word was taken
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
