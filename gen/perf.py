@@ -73,8 +73,9 @@ class PerfConfig:
 
 #: Cycles of the DMA phase outside the bursts (the cycle that sees the last burst done).
 DMA_SETUP = 1
-#: Cycles after the last filter word leaves the global buffer until the PEs hold it.
-FLOAD_TAIL = 3
+#: Cycles after the last filter word leaves the global buffer until the PEs hold it (one
+#: more with ``params.registered_networks``: the filter network's register).
+FLOAD_TAIL = 2
 #: Cycles of a write-back burst beyond one per lane (request, the requantizer's pipeline --
 #: psum-buffer read, its register, shift, round and saturate --, beat hand-off, next row's
 #: set-up).
@@ -128,9 +129,10 @@ def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
     return max(0, perf.dram_latency - 1) * bursts + spacing
 
 
-def fload_cycles(d: PassDescriptor) -> int:
-    """One global-buffer word per cycle, multicast to a row group of PEs."""
-    return d.filt_words + FLOAD_TAIL
+def fload_cycles(d: PassDescriptor, registered: bool = False) -> int:
+    """One global-buffer word per cycle, multicast to a row group of PEs (``registered``:
+    the array's ``registered_networks``)."""
+    return d.filt_words + FLOAD_TAIL + int(registered)
 
 
 def gin_words(d: PassDescriptor) -> int:
@@ -284,8 +286,8 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     """OS: PE ``(s, j)`` takes the words of channel group ``s``, rows ``j*st .. j*st+R-1``
     (``q*R`` words per column) and issues ``p*q*R*S`` slots per output, all PEs in lockstep
     (as in WS). Before each output but the first the PEs reload their filters: the loader
-    streams the block again (word 0 of the first reload offered in cycle 2, then one word per
-    cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
+    streams the block again (word 0 of the first reload offered in cycle 2, then one word
+    per cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
     finished the previous output (they take ifmap words meanwhile). Output step ``x`` starts
     the cycle after the last word any PE needs for it was taken, after step ``x-1`` and
     after the last group's reload. The psum chains drain as in RS.
@@ -305,8 +307,10 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     last_idx = ((q - 1) * vg + s_of) * nrows + j_of * st + R - 1   # a PE's last word of a column
     k = np.arange(1, q * vg * nrows + 1)
     e = []                                          # last-slot issue cycle of each step
-    a, ts = 1, 1                                    # last word taken, last reload word
-    #                                                 taken (word 0 of each offered in cycle 2)
+    # last word taken, last reload word taken: word 0 of each is offered in cycle 2 (of a
+    # reload, in cycle 1 without registered networks: the first reload follows the first
+    # output, long after either)
+    a, ts = 1, 1
     lw = np.zeros(npe, dtype=np.int64)              # cycle each PE's last word was taken
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
@@ -381,7 +385,8 @@ def dram_wr_stall(d: PassDescriptor, perf: PerfConfig, lanes: int = 1) -> int:
 
 
 def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
-    c = dict(dma_in_cycles=dma_in_cycles(d, perf), fload_cycles=fload_cycles(d),
+    c = dict(dma_in_cycles=dma_in_cycles(d, perf),
+             fload_cycles=fload_cycles(d, params.registered_networks),
              compute_cycles=compute_cycles(d, params.ifmap_spad_depth, params.lanes),
              writeback_cycles=writeback_cycles(d, perf, params.lanes, params))
     c["load_cycles"] = LOAD_OVERHEAD + c["dma_in_cycles"]

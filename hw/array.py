@@ -26,7 +26,7 @@ their filters group after group; lockstep keeps a column's outputs together).
 Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
 the top keeps one counter per kind instead of one per PE.
 
-Timing: in an array of more than ``REGISTERED_READY_ABOVE`` PEs every PE presents its ifmap
+Timing: with ``params.registered_networks`` (more than two PEs) every PE presents its ifmap
 ``ready`` and its ``can_issue`` from flip-flops (computed a cycle ahead, see the PE's
 ``registered_ready``), so the array-wide ANDs of the ifmap handshake and of the lockstep
 ``go`` start at registers; the schedule is unchanged. The event sums are then pipelined
@@ -42,12 +42,8 @@ from amaranth.lib.wiring import In, Out
 from .params import AcceleratorParams
 from .pe import PE, PE_COUNTERS, pe_config_layout
 
-__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout", "REGISTERED_READY_ABOVE"]
+__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout"]
 
-#: Arrays of more PEs than this build their PEs with ``registered_ready`` (the handshakes of
-#: the ifmap network and of the lockstep issue then start at flip-flops in every PE; the
-#: schedule is the same). Smaller arrays save the logic -- ``pico`` fills an iCE40UP5K.
-REGISTERED_READY_ABOVE = 2
 
 
 def _tree_sum(values):
@@ -96,7 +92,7 @@ class PEArray(wiring.Component):
             extra["ws_sum"] = Out(signed(pw)).array(cols)
         # Large arrays take the ifmap word's targets precomputed (``ifmap_hit``, bit
         # ``r*cols + j``, from :meth:`ifmap_hits` a cycle before the word is offered).
-        self.registered_ready = rows * cols > REGISTERED_READY_ABOVE
+        self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
         # IDs and activity (registered: stable a cycle after the pass inputs; col_id and

@@ -191,6 +191,14 @@ class AcceleratorParams:
         return self.rlc_word_bits == self.dram_width >= 16
 
     @property
+    def registered_networks(self) -> bool:
+        """Whether the array's handshakes are built for size (more than two PEs): every PE
+        presents its ifmap ready and issue flag from flip-flops, each ifmap word's targets
+        are precomputed, and the filter network's word is registered (a cycle more per
+        filter load). Two PEs save the logic (``pico`` fills an iCE40UP5K)."""
+        return self.rows * self.cols > 2
+
+    @property
     def glb_bytes(self) -> int:
         return self.glb_kib * 1024
 

@@ -277,6 +277,22 @@ class PE(wiring.Component):
         m = Module()
         cfg = self.cfg
         dw, pw = self._dw, self._pw
+        rr = self._registered_ready
+
+        # The configuration's "last index" values (cfg.x - 1): registered with
+        # ``registered_ready`` (cfg is stable from the start pulse on; the first use is a
+        # cycle later), so no adder on the configuration precedes a PE's comparators.
+        def last(name):
+            value = cfg[name] - 1
+            if not rr:
+                return value
+            reg = Signal(value.shape(), name=f"{name}_m1")
+            m.d.sync += reg.eq(value)
+            return reg
+        filter_words_m1, rows_m1, ring_words_m1 = (last("filter_words"), last("rows"),
+                                                   last("ring_words"))
+        channels_m1, filters_m1, window_words_m1, out_width_m1 = (
+            last("channels"), last("filters"), last("window_words"), last("out_width"))
 
         # ---- storage ---------------------------------------------------------------------
         m.submodules.filter_spad = filter_spad = Memory(
@@ -361,7 +377,7 @@ class PE(wiring.Component):
                 count("filter_writes", self.filter.valid)
                 with m.If(self.filter.valid):
                     m.d.sync += fw_addr.eq(fw_addr + 1)
-                    with m.If(fw_addr == cfg.filter_words - 1):
+                    with m.If(fw_addr == filter_words_m1):
                         m.d.comb += phase_n.eq(_Phase.RUN)
             with m.Case(_Phase.RUN):
                 with m.If(row_done):
@@ -369,7 +385,7 @@ class PE(wiring.Component):
                                  x.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
                                  xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps),
                                  f.eq(0), f_addr.eq(0)]
-                    with m.If(row == cfg.rows - 1):
+                    with m.If(row == rows_m1):
                         m.d.comb += phase_n.eq(_Phase.DRAIN)
             with m.Case(_Phase.DRAIN):
                 with m.If(~v1 & ~v2 & ~out_fifo.r_rdy & ~self.psum_out.valid):
@@ -384,7 +400,6 @@ class PE(wiring.Component):
         accept = Signal()
         m.d.comb += accept.eq(in_ring & ~row_done & (wcol != cfg.width) &
                               (x_all_issued | (wcol < xs_ring)))
-        rr = self._registered_ready
         acc_q = Signal()                # ``accept``, a cycle ahead from the next state
         take = Signal()
         m.d.comb += [
@@ -396,8 +411,8 @@ class PE(wiring.Component):
         ]
         count("ifmap_writes", take)
         with m.If(take):
-            m.d.sync += wr_addr.eq(Mux(wr_addr == cfg.ring_words - 1, 0, wr_addr + 1))
-            with m.If(wch == cfg.channels - 1):
+            m.d.sync += wr_addr.eq(Mux(wr_addr == ring_words_m1, 0, wr_addr + 1))
+            with m.If(wch == channels_m1):
                 m.d.sync += [wch.eq(0), wcol.eq(wcol + 1)]
             with m.Else():
                 m.d.sync += wch.eq(wch + 1)
@@ -426,14 +441,14 @@ class PE(wiring.Component):
         count("filter_reads", issue & ~zero0)
         count("macs", issue & ~zero0)
         count("gated_macs", issue & zero0)
-        last_f = f == cfg.filters - 1
-        last_k = k == cfg.window_words - 1
+        last_f = f == filters_m1
+        last_k = k == window_words_m1
         with m.If(issue):
             with m.If(~last_f):
                 m.d.sync += [f.eq(f + 1), f_addr.eq(f_addr + cfg.window_words)]
             with m.Else():
                 m.d.sync += [f.eq(0), f_addr.eq(k + 1), k.eq(k + 1),
-                             rd_addr.eq(Mux(rd_addr == cfg.ring_words - 1, 0, rd_addr + 1))]
+                             rd_addr.eq(Mux(rd_addr == ring_words_m1, 0, rd_addr + 1))]
                 with m.If(last_k):
                     next_base = base + cfg.step_words
                     wrapped = Mux(next_base >= cfg.ring_words, next_base - cfg.ring_words,
@@ -442,7 +457,7 @@ class PE(wiring.Component):
                                  xs_ring.eq(xs_ring + cfg.stride),
                                  xs_taps.eq(xs_taps + cfg.stride),
                                  base.eq(wrapped), rd_addr.eq(wrapped)]
-                    with m.If(is_os & (x + 1 != cfg.out_width)):
+                    with m.If(is_os & (x != out_width_m1)):
                         # OS: the filters served this output only; load them again
                         m.d.comb += phase_n.eq(_Phase.LOAD)
                         m.d.sync += fw_addr.eq(0)
@@ -459,12 +474,12 @@ class PE(wiring.Component):
             # completes a column, an issued slot that completes an output step, a word
             # leaving the output FIFO) and chosen by them at the end: the array's handshakes
             # then start at flip-flops, and the behaviour is the same cycle for cycle.
-            cw = take & (wch == cfg.channels - 1)          # wcol + 1
+            cw = take & (wch == channels_m1)          # wcol + 1
             sx = issue & last_f & last_k                   # x + 1, xs_* + stride
             row_reset = in_run & row_done                  # everything back to column 0
             start_ev = (phase == _Phase.IDLE) & self.start
             wcol_a = [wcol, wcol + 1]
-            x_end = [x_all_issued, x + 1 == cfg.out_width]
+            x_end = [x_all_issued, x == out_width_m1]
             ring_b = [xs_ring, xs_ring + cfg.stride]
             taps_b = [xs_taps, xs_taps + cfg.stride]
             acc_ab = [[Signal(name=f"acc_next_{a}{b}") for b in range(2)] for a in range(2)]

@@ -409,33 +409,45 @@ class Accelerator(wiring.Component):
         # credit: a read is issued when fewer than two words are out (the one in the block
         # RAM's output register, fl_valid, and one in a skid register, fb_valid), a decision
         # made from registers only, so the network's ready (an AND over the PEs) never
-        # reaches the block RAMs' enables. The skid word, else the block RAM's output, moves
-        # on to the network's register (fn_*) whenever it is empty or being taken: no PE sees
-        # a block RAM's output directly, and after the first word (a cycle later than a
-        # direct read) every word is offered the cycle after the one before it was taken.
+        # reaches the block RAMs' enables. With ``registered_networks`` the skid word, else
+        # the block RAM's output, moves on to the network's register (fn_*) whenever it is
+        # empty or being taken: no PE sees a block RAM's output directly, and after the first
+        # word (a cycle later than a direct read) every word is offered the cycle after the
+        # one before it was taken.
         fb_valid = Signal()
         fb_data = Signal(p.dram_width)
         fb_g = Signal.like(fl_g)
         fn_valid = Signal()
-        fn_data = Signal(p.dram_width)
-        fn_g = Signal.like(fl_g)
         fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
-        fl_take = Signal()                   # the word of fl_* or fb_* moves on to fn_*
-        fn_take = Signal()
+        fl_take = Signal()                   # the word of fl_* or fb_* moves on
         m.d.comb += [
             fl_adv.eq(~(fl_valid & fb_valid)),
             fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words)),
-            array.filter.valid.eq(fn_valid),
-            array.filter.payload.g.eq(fn_g),
-            array.filter.payload.data.as_value().eq(fn_data),
-            fn_take.eq(fn_valid & array.filter.ready),
-            fl_take.eq((fl_valid | fb_valid) & (~fn_valid | fn_take)),
         ]
-        with m.If(~fn_valid | fn_take):
-            m.d.sync += fn_valid.eq(fl_valid | fb_valid)
-        with m.If(fl_take):
-            m.d.sync += [fn_data.eq(Mux(fb_valid, fb_data, fl_data)),
-                         fn_g.eq(Mux(fb_valid, fb_g, fl_out_g))]
+        if p.registered_networks:
+            fn_data = Signal(p.dram_width)
+            fn_g = Signal.like(fl_g)
+            fn_take = Signal()
+            m.d.comb += [
+                array.filter.valid.eq(fn_valid),
+                array.filter.payload.g.eq(fn_g),
+                array.filter.payload.data.as_value().eq(fn_data),
+                fn_take.eq(fn_valid & array.filter.ready),
+                fl_take.eq((fl_valid | fb_valid) & (~fn_valid | fn_take)),
+            ]
+            with m.If(~fn_valid | fn_take):
+                m.d.sync += fn_valid.eq(fl_valid | fb_valid)
+            with m.If(fl_take):
+                m.d.sync += [fn_data.eq(Mux(fb_valid, fb_data, fl_data)),
+                             fn_g.eq(Mux(fb_valid, fb_g, fl_out_g))]
+        else:
+            # two PEs: the skid word, else the block RAM's output, straight to the PEs
+            m.d.comb += [
+                array.filter.valid.eq(fl_valid | fb_valid),
+                array.filter.payload.g.eq(Mux(fb_valid, fb_g, fl_out_g)),
+                array.filter.payload.data.as_value().eq(Mux(fb_valid, fb_data, fl_data)),
+                fl_take.eq(array.filter.valid & array.filter.ready),
+            ]
         with m.If(Mux(fb_valid, fl_take, fl_valid & ~fl_take)):
             m.d.sync += [fb_valid.eq(fl_valid), fb_data.eq(fl_data), fb_g.eq(fl_out_g)]
 
