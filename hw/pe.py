@@ -28,7 +28,8 @@ Why this shape:
   performance model -- does not depend on the data; they save energy, which the counters show.
 * The psum scratchpad is a register file updated in the last pipeline stage
   (read-modify-write in one cycle), so back-to-back updates of the same filter need no
-  forwarding, whatever ``p`` is. The last tap of a column goes straight to a small output FIFO
+  forwarding, whatever ``p`` is (with ``registered_ready`` the old value is read a stage
+  early and the one being written is forwarded). The last tap of a column goes straight to a small output FIFO
   instead of back into the scratchpad, so no drain phase interrupts the MAC.
 
 Pipeline: issue (window and filter addresses, ifmap scratchpad read, filter scratchpad read
@@ -521,15 +522,22 @@ class PE(wiring.Component):
                          zero2.eq(zero1), prod2.eq(Mux(zero1, 0, f_rd.data * i1))]
 
         # ---- accumulate --------------------------------------------------------------------
-        acc = psum_spad[f2]
         total = Signal(signed(pw))
-        m.d.comb += total.eq(Mux(first2, prod2, acc + prod2))
         go2 = v2 & ~stall
-        with m.If(go2 & ~is_ws):
-            with m.If(last2):
-                pass  # the finished sum goes to the output FIFO below
-            with m.Elif(first2 | ~zero2):
-                m.d.sync += acc.eq(total)
+        writes = Signal()                # the accumulator goes back to the psum scratchpad
+        m.d.comb += writes.eq(go2 & ~is_ws & ~last2 & (first2 | ~zero2))
+        with m.If(writes):
+            m.d.sync += psum_spad[f2].eq(total)
+        if rr:
+            # the sum's old value is read a stage early (acc2, with the value being written
+            # now forwarded when it is the same filter's), so the scratchpad's multiplexer
+            # is not in front of the adder
+            acc2 = Signal(signed(pw))
+            with m.If(~stall):
+                m.d.sync += acc2.eq(Mux(writes & (f2 == f1), total, psum_spad[f1]))
+            m.d.comb += total.eq(Mux(first2, prod2, acc2 + prod2))
+        else:
+            m.d.comb += total.eq(Mux(first2, prod2, psum_spad[f2] + prod2))
         m.d.comb += [out_fifo.w_data.eq(total), out_fifo.w_en.eq(go2 & last2 & ~is_ws)]
         if self._ws:
             # WS: every product leaves as it is made
