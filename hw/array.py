@@ -45,7 +45,6 @@ from .pe import PE, PE_COUNTERS, pe_config_layout
 __all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout"]
 
 
-
 def _tree_sum(values):
     values = list(values)
     while len(values) > 1:
@@ -91,7 +90,8 @@ class PEArray(wiring.Component):
             extra["ws_valid"] = Out(1)
             extra["ws_sum"] = Out(signed(pw)).array(cols)
         # Large arrays take the ifmap word's targets precomputed (``ifmap_hit``, bit
-        # ``r*cols + j``, from :meth:`ifmap_hits` a cycle before the word is offered).
+        # ``r*cols + j``: the parent applies :meth:`ifmap_hits` to the word's tags when it
+        # reads the word, and offers the result with it).
         self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
