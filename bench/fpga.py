@@ -14,7 +14,8 @@ Runs (``--runs`` picks some, default all but ``eyeriss``):
   a2x2-ecp5, a4x4-ecp5         2x2 and 4x4 PEs, 16-bit (the small preset's other parameters), at
                                110 MHz: with small (6x7), how Fmax goes with the array's size
   big-ecp5, over-ecp5          8x8 and 8x9 PEs, 16-bit (small's other parameters), packed:
-                               the largest array found to fit ECP5-85F and one size up
+                               once the largest array found to fit ECP5-85F and one size up
+                               (8x8 no longer fits since the registered networks; small does)
   eyeriss-ecp5                 the eyeriss preset (12x14 PEs, 108 KiB) on ECP5-85F, packed
   tiny-up5k                    the tiny preset on iCE40UP5K, packed
   pico-up5k                    the pico preset (2x1 PEs, RS only, no RLC codec, cycles/passes
