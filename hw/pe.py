@@ -29,8 +29,8 @@ Why this shape:
 * The psum scratchpad is a register file updated in the last pipeline stage
   (read-modify-write in one cycle), so back-to-back updates of the same filter need no
   forwarding, whatever ``p`` is (with ``registered_ready`` the old value is read a stage
-  early and the one being written is forwarded). The last tap of a column goes straight to a small output FIFO
-  instead of back into the scratchpad, so no drain phase interrupts the MAC.
+  early and the one being written is forwarded). The last tap of a column goes straight to a
+  small output FIFO instead of back into the scratchpad, so no drain phase interrupts the MAC.
 
 Pipeline: issue (window and filter addresses, ifmap scratchpad read, filter scratchpad read
 request) -> multiply (filter data arrives) -> accumulate. A full output FIFO stalls all three.
@@ -475,7 +475,7 @@ class PE(wiring.Component):
             # completes a column, an issued slot that completes an output step, a word
             # leaving the output FIFO) and chosen by them at the end: the array's handshakes
             # then start at flip-flops, and the behaviour is the same cycle for cycle.
-            cw = take & (wch == channels_m1)          # wcol + 1
+            cw = take & (wch == channels_m1)               # wcol + 1
             sx = issue & last_f & last_k                   # x + 1, xs_* + stride
             row_reset = in_run & row_done                  # everything back to column 0
             start_ev = (phase == _Phase.IDLE) & self.start
@@ -545,7 +545,7 @@ class PE(wiring.Component):
         # psum scratchpad traffic: first tap writes, middle taps read and write (unless gated),
         # last tap reads (unless it is also the first).
         count("psum_reads", go2 & ~is_ws & ~first2 & (last2 | ~zero2))
-        count("psum_writes", go2 & ~is_ws & ~last2 & (first2 | ~zero2))
+        count("psum_writes", writes)
 
         # ---- output: add psum_in, registered ------------------------------------------------
         out = self.psum_out
