@@ -417,7 +417,6 @@ class Accelerator(wiring.Component):
         fb_valid = Signal()
         fb_data = Signal(p.dram_width)
         fb_g = Signal.like(fl_g)
-        fn_valid = Signal()
         fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
         fl_take = Signal()                   # the word of fl_* or fb_* moves on
         m.d.comb += [
@@ -425,23 +424,19 @@ class Accelerator(wiring.Component):
             fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words)),
         ]
         if p.registered_networks:
-            fn_data = Signal(p.dram_width)
-            fn_g = Signal.like(fl_g)
-            fn_take = Signal()
+            fn_valid, fn, fn_moves = _network_register(
+                m, "fn", fl_valid | fb_valid,
+                dict(data=Mux(fb_valid, fb_data, fl_data), g=Mux(fb_valid, fb_g, fl_out_g)),
+                array.filter.ready)
             m.d.comb += [
                 array.filter.valid.eq(fn_valid),
-                array.filter.payload.g.eq(fn_g),
-                array.filter.payload.data.as_value().eq(fn_data),
-                fn_take.eq(fn_valid & array.filter.ready),
-                fl_take.eq((fl_valid | fb_valid) & (~fn_valid | fn_take)),
+                array.filter.payload.g.eq(fn["g"]),
+                array.filter.payload.data.as_value().eq(fn["data"]),
+                fl_take.eq(fn_moves),
             ]
-            with m.If(~fn_valid | fn_take):
-                m.d.sync += fn_valid.eq(fl_valid | fb_valid)
-            with m.If(fl_take):
-                m.d.sync += [fn_data.eq(Mux(fb_valid, fb_data, fl_data)),
-                             fn_g.eq(Mux(fb_valid, fb_g, fl_out_g))]
         else:
             # two PEs: the skid word, else the block RAM's output, straight to the PEs
+            fn_valid = Const(0)
             m.d.comb += [
                 array.filter.valid.eq(fl_valid | fb_valid),
                 array.filter.payload.g.eq(Mux(fb_valid, fb_g, fl_out_g)),
@@ -487,49 +482,43 @@ class Accelerator(wiring.Component):
         b_s = Signal.like(o_s)
         b_h = Signal.like(o_h)
         g_take = Signal()                    # the word of o_* or b_* moves on to n_*
-        # n_*: the network's word, registered after the lane select (the block RAM's output
-        # reaches no PE directly); it adds a cycle before the first word, and only then.
-        n_valid = Signal()
-        n_data = Signal(signed(dw))
-        n_s = Signal.like(o_s)
-        n_h = Signal.like(o_h)
-        n_take = Signal()
         m.d.comb += [
             g_adv.eq(~(o_valid & b_valid)),
             g_issue.eq(g_run & ~g_done & g_adv),
             g_zero.eq((g_w < 0) | (g_w >= d.in_width) | (g_h < d.row_lo) |
                       (g_h >= d.row_hi) | (g_k >= d.nch_valid)),
-            array.ifmap.valid.eq(n_valid),
-            array.ifmap.payload.s.eq(n_s),
-            array.ifmap.payload.h.eq(n_h),
-            array.ifmap.payload.data.eq(n_data),
-            n_take.eq(n_valid & array.ifmap.ready),
-            g_take.eq((o_valid | b_valid) & (~n_valid | n_take)),
         ]
         lanes_view = glb_r.data
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
         o_data = Signal(signed(dw))
         m.d.comb += o_data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
-        with m.If(~n_valid | n_take):
-            m.d.sync += n_valid.eq(o_valid | b_valid)
-        with m.If(g_take):
-            m.d.sync += [n_data.eq(Mux(b_valid, b_data, o_data)),
-                         n_s.eq(Mux(b_valid, b_s, o_s)), n_h.eq(Mux(b_valid, b_h, o_h))]
-        with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
-            m.d.sync += [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s), b_h.eq(o_h)]
+        fields = dict(data=Mux(b_valid, b_data, o_data), s=Mux(b_valid, b_s, o_s),
+                      h=Mux(b_valid, b_h, o_h))
+        skid = [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s), b_h.eq(o_h)]
         if array.registered_ready:
             # a large array takes each word's targets from registers, computed from the
             # word's tags as it is read (and kept with it through b_* and n_*)
             o_hit = Signal(p.rows * p.cols)
             b_hit = Signal.like(o_hit)
-            n_hit = Signal.like(o_hit)
-            m.d.comb += array.ifmap_hit.eq(n_hit)
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
-            with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
-                m.d.sync += b_hit.eq(o_hit)
-            with m.If(g_take):
-                m.d.sync += n_hit.eq(Mux(b_valid, b_hit, o_hit))
+            fields["hit"] = Mux(b_valid, b_hit, o_hit)
+            skid.append(b_hit.eq(o_hit))
+        # n_*: the network's word, registered after the lane select (the block RAM's output
+        # reaches no PE directly); it adds a cycle before the first word, and only then.
+        n_valid, n, n_moves = _network_register(m, "n", o_valid | b_valid, fields,
+                                                array.ifmap.ready)
+        m.d.comb += [
+            g_take.eq(n_moves),
+            array.ifmap.valid.eq(n_valid),
+            array.ifmap.payload.s.eq(n["s"]),
+            array.ifmap.payload.h.eq(n["h"]),
+            array.ifmap.payload.data.eq(n["data"]),
+        ]
+        if array.registered_ready:
+            m.d.comb += array.ifmap_hit.eq(n["hit"])
+        with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
+            m.d.sync += skid
 
         # GLB read port: the filter loader and the generator never run together (but in OS,
         # whose filter loader has its own port).
@@ -1055,6 +1044,23 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.d.sync += xstate.eq(_Exec.IDLE)
         return m
+
+
+def _network_register(m, name, src_valid, fields, ready):
+    """A register between a global-buffer stream and a network: it takes the source's word
+    (``fields``, name -> value) whenever it is empty or its own word is being taken (``ready``).
+    Returns its valid flag, its registers by name, and the signal that is high when the source's
+    word moves in."""
+    valid = Signal(name=f"{name}_valid")
+    regs = {k: Signal(Value.cast(v).shape(), name=f"{name}_{k}") for k, v in fields.items()}
+    moves = Signal(name=f"{name}_moves")
+    free = ~valid | (valid & ready)
+    m.d.comb += moves.eq(src_valid & free)
+    with m.If(free):
+        m.d.sync += valid.eq(src_valid)
+    with m.If(moves):
+        m.d.sync += [regs[k].eq(v) for k, v in fields.items()]
+    return valid, regs, moves
 
 
 def _count_bits(bits):
