@@ -73,9 +73,13 @@ class PerfConfig:
 
 #: Cycles of the DMA phase outside the bursts (the cycle that sees the last burst done).
 DMA_SETUP = 1
-#: Cycles after the last filter word leaves the global buffer until the PEs hold it (one
-#: more with ``params.registered_networks``: the filter network's register).
+#: Cycles after the last filter word leaves the global buffer until the PEs hold it (two
+#: more with ``params.registered_networks``: the FIFO beside the block RAM and the filter
+#: network's register, see :data:`QUEUE_CYCLES`).
 FLOAD_TAIL = 2
+#: Cycles ``params.registered_networks`` adds before a global-buffer stream's first word
+#: reaches the network's register: the FIFO between the block RAM's output and that register.
+QUEUE_CYCLES = 1
 #: Cycles of a write-back burst beyond one per lane (request, the requantizer's pipeline --
 #: psum-buffer read, its register, shift, round and saturate --, beat hand-off, next row's
 #: set-up).
@@ -132,7 +136,7 @@ def dram_rd_stall(d: PassDescriptor, perf: PerfConfig) -> int:
 def fload_cycles(d: PassDescriptor, registered: bool = False) -> int:
     """One global-buffer word per cycle, multicast to a row group of PEs (``registered``:
     the array's ``registered_networks``)."""
-    return d.filt_words + FLOAD_TAIL + int(registered)
+    return d.filt_words + FLOAD_TAIL + (1 + QUEUE_CYCLES) * int(registered)
 
 
 def gin_words(d: PassDescriptor) -> int:
@@ -145,11 +149,21 @@ def ring_cols(chans: int, ifmap_depth: int) -> int:
     return ifmap_depth // chans
 
 
-def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1) -> int:
+def ifmap_start(registered: bool) -> int:
+    """The compute replays' cycle "word -1" was taken: the ifmap network offers word 0 the
+    cycle after, in cycle 2 (the global buffer's read, then the network's register), or 3
+    with ``registered_networks`` (read, the FIFO, the register)."""
+    return 1 + QUEUE_CYCLES * int(registered)
+
+
+def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1,
+                   registered: bool = False) -> int:
     """Cycles of the compute phase, from the RTL's rules (see :func:`_compute_timing`,
-    :func:`_compute_timing_ws`, :func:`_compute_timing_os`)."""
+    :func:`_compute_timing_ws`, :func:`_compute_timing_os`); ``registered``: the array's
+    ``registered_networks``."""
     args = (d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows, d.ncols,
-            d.padded_width, d.out_width, d.nrows, ring_cols(d.pe_chans, ifmap_depth))
+            d.padded_width, d.out_width, d.nrows, ring_cols(d.pe_chans, ifmap_depth),
+            ifmap_start(registered))
     if d.is_ws:
         return _compute_timing_ws(*args)
     if d.is_os:
@@ -158,11 +172,11 @@ def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
+def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> int:
     """Event-level replay of the compute phase; cycle 0 is the phase's first cycle.
 
-    The ifmap network offers word ``n`` the cycle after word ``n-1`` was taken (word 0 in
-    cycle 2: the global buffer's read, then the registered lane select) and a word is taken
+    The ifmap network offers word ``n`` the cycle after word ``n-1`` was taken (word 0 the
+    cycle after ``a0``, see :func:`ifmap_start`) and a word is taken
     as soon as its targets (the PEs of one diagonal, which all behave alike) are ready. A PE takes column ``col`` once it has finished the steps that
     free a slot of its ring (``col < x*stride + ring``); it issues the ``p*q*S`` MAC slots of
     output step ``x`` back to back, starting the cycle after the last word of column
@@ -193,8 +207,7 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
                 seq.append((skip + 1, dg, ends[dg]))
                 skip = 0
     last_word = [0] * len(diag)         # per diagonal: cycle its last word was taken
-    a = 1                               # cycle the previous word was taken (word 0
-    #                                     is offered in cycle 2: read, lane select)
+    a = a0                              # cycle the previous word was taken
     done = 0                            # output steps issued so far (alike on every diagonal)
     sweep = sum(step for step, _, _ in seq) + skip     # cycles of one channel's words, unblocked
     for col in range(width):
@@ -247,7 +260,7 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
+def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> int:
     """WS: the rules of :func:`_compute_timing`, but all PEs issue in lockstep -- output step
     ``x`` (``p*q*S`` slots back to back) starts the cycle after the last word any PE needs
     for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step ``x-1``.
@@ -263,8 +276,7 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
     lastk = int(np.flatnonzero(mask)[-1])           # the column's last targeted word
     k = np.arange(1, q * vg * nrows + 1)
     e = []                                          # last-slot issue cycle of each step
-    a, last = 1, 0                                  # last word taken (word 0 offered
-    #                                                 in cycle 2); last targeted one
+    a, last = a0, 0                                 # last word taken; last targeted one
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         if need:
@@ -282,11 +294,12 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) -> int:
+def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0,
+                       lanes) -> int:
     """OS: PE ``(s, j)`` takes the words of channel group ``s``, rows ``j*st .. j*st+R-1``
     (``q*R`` words per column) and issues ``p*q*R*S`` slots per output, all PEs in lockstep
     (as in WS). Before each output but the first the PEs reload their filters: the loader
-    streams the block again (word 0 of the first reload offered in cycle 2, then one word
+    streams the block again (word 0 of the first reload offered a cycle after a0, then one word
     per cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
     finished the previous output (they take ifmap words meanwhile). Output step ``x`` starts
     the cycle after the last word any PE needs for it was taken, after step ``x-1`` and
@@ -307,10 +320,9 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, lanes) 
     last_idx = ((q - 1) * vg + s_of) * nrows + j_of * st + R - 1   # a PE's last word of a column
     k = np.arange(1, q * vg * nrows + 1)
     e = []                                          # last-slot issue cycle of each step
-    # last word taken, last reload word taken: word 0 of each is offered in cycle 2 (of a
-    # reload, in cycle 1 without registered networks: the first reload follows the first
-    # output, long after either)
-    a, ts = 1, 1
+    # last word taken, last reload word taken (word 0 of each offered the cycle after; the
+    # first reload follows the first output, long after its read)
+    a, ts = a0, a0
     lw = np.zeros(npe, dtype=np.int64)              # cycle each PE's last word was taken
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
@@ -387,7 +399,8 @@ def dram_wr_stall(d: PassDescriptor, perf: PerfConfig, lanes: int = 1) -> int:
 def cycle_counts(d: PassDescriptor, perf: PerfConfig, params: AcceleratorParams) -> dict:
     c = dict(dma_in_cycles=dma_in_cycles(d, perf),
              fload_cycles=fload_cycles(d, params.registered_networks),
-             compute_cycles=compute_cycles(d, params.ifmap_spad_depth, params.lanes),
+             compute_cycles=compute_cycles(d, params.ifmap_spad_depth, params.lanes,
+                                           params.registered_networks),
              writeback_cycles=writeback_cycles(d, perf, params.lanes, params))
     c["load_cycles"] = LOAD_OVERHEAD + c["dma_in_cycles"]
     c["exec_cycles"] = (EXEC_OVERHEAD + c["fload_cycles"] + c["compute_cycles"]

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -406,45 +407,46 @@ class Accelerator(wiring.Component):
         fl_issue = Signal()
         fl_rep = Signal(range(4096 + 1))
         # Both global-buffer streams (filters here, ifmaps below) read the block RAM on
-        # credit: a read is issued when fewer than two words are out (the one in the block
-        # RAM's output register, fl_valid, and one in a skid register, fb_valid), a decision
-        # made from registers only, so the network's ready (an AND over the PEs) never
-        # reaches the block RAMs' enables. With ``registered_networks`` the skid word, else
-        # the block RAM's output, moves on to the network's register (fn_*) whenever it is
-        # empty or being taken: no PE sees a block RAM's output directly, and after the first
-        # word (a cycle later than a direct read) every word is offered the cycle after the
-        # one before it was taken.
+        # credit, a decision made from registers only, so the network's ready (an AND over
+        # the PEs) never reaches the block RAMs' enables. With ``registered_networks``, the
+        # block RAM's output (fl_valid) goes into a FIFO beside it and from there into the
+        # network's register (fn_*, see _queued_network_register): a word is offered three
+        # cycles after its read, and every word after the first the cycle after the one
+        # before it was taken. Two PEs (no network register): a read is issued when fewer
+        # than two words are out (in the block RAM's output register and in a skid register,
+        # fb_valid); the skid word, else the block RAM's output, goes straight to the PEs.
         fb_valid = Signal()
         fb_data = Signal(p.dram_width)
         fb_g = Signal.like(fl_g)
         fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
         fl_take = Signal()                   # the word of fl_* or fb_* moves on
-        m.d.comb += [
-            fl_adv.eq(~(fl_valid & fb_valid)),
-            fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words)),
-        ]
+        fl_empty = Signal()                  # no filter word read and not yet taken
+        m.d.comb += fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words))
         if p.registered_networks:
-            fn_valid, fn, fn_moves = _network_register(
-                m, "fn", fl_valid | fb_valid,
-                dict(data=Mux(fb_valid, fb_data, fl_data), g=Mux(fb_valid, fb_g, fl_out_g)),
-                array.filter.ready)
+            fl_can, fl_out_none, fn_valid, fn, _ = _queued_network_register(
+                m, "fn", fl_valid, dict(data=fl_data, g=fl_out_g), array.filter.ready,
+                fl_issue)
             m.d.comb += [
+                fl_adv.eq(fl_can),
+                fl_empty.eq(fl_out_none),
                 array.filter.valid.eq(fn_valid),
                 array.filter.payload.g.eq(fn["g"]),
                 array.filter.payload.data.as_value().eq(fn["data"]),
-                fl_take.eq(fn_moves),
             ]
+            m.d.sync += fl_valid.eq(fl_issue)
         else:
-            # two PEs: the skid word, else the block RAM's output, straight to the PEs
-            fn_valid = Const(0)
             m.d.comb += [
+                fl_adv.eq(~(fl_valid & fb_valid)),
+                fl_empty.eq(~fl_valid & ~fb_valid),
                 array.filter.valid.eq(fl_valid | fb_valid),
                 array.filter.payload.g.eq(Mux(fb_valid, fb_g, fl_out_g)),
                 array.filter.payload.data.as_value().eq(Mux(fb_valid, fb_data, fl_data)),
                 fl_take.eq(array.filter.valid & array.filter.ready),
             ]
-        with m.If(Mux(fb_valid, fl_take, fl_valid & ~fl_take)):
-            m.d.sync += [fb_valid.eq(fl_valid), fb_data.eq(fl_data), fb_g.eq(fl_out_g)]
+            with m.If(Mux(fb_valid, fl_take, fl_valid & ~fl_take)):
+                m.d.sync += [fb_valid.eq(fl_valid), fb_data.eq(fl_data), fb_g.eq(fl_out_g)]
+            with m.If(fl_adv | fl_take):
+                m.d.sync += fl_valid.eq(fl_issue)
 
         # ---- ifmap generator: GLB -> ifmap network --------------------------------------
         g_run = Signal()
@@ -475,15 +477,18 @@ class Accelerator(wiring.Component):
         g_adv = Signal()
         g_issue = Signal()
         g_zero = Signal()
-        # on credit, as the filter stream above: o_* is the block RAM's output stage, b_*
-        # the skid register, n_* the network's register
+        # on credit, as the filter stream above: o_* is the block RAM's output stage, n_*
+        # the network's register; between them the FIFO (registered networks) or, two PEs,
+        # a skid register (b_*): n_* loads from the skid word, else the block RAM's output.
+        # The block RAM's output reaches no PE directly: two PEs' first word comes two
+        # cycles after its read (registered networks: three), then one word per cycle.
         b_valid = Signal()
         b_data = Signal(signed(dw))
         b_s = Signal.like(o_s)
         b_h = Signal.like(o_h)
         g_take = Signal()                    # the word of o_* or b_* moves on to n_*
+        g_empty = Signal()                   # no ifmap word read and not yet taken
         m.d.comb += [
-            g_adv.eq(~(o_valid & b_valid)),
             g_issue.eq(g_run & ~g_done & g_adv),
             g_zero.eq((g_w < 0) | (g_w >= d.in_width) | (g_h < d.row_lo) |
                       (g_h >= d.row_hi) | (g_k >= d.nch_valid)),
@@ -492,33 +497,35 @@ class Accelerator(wiring.Component):
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
         o_data = Signal(signed(dw))
         m.d.comb += o_data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
-        fields = dict(data=Mux(b_valid, b_data, o_data), s=Mux(b_valid, b_s, o_s),
-                      h=Mux(b_valid, b_h, o_h))
-        skid = [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s), b_h.eq(o_h)]
-        if array.registered_ready:
+        if p.registered_networks:
             # a large array takes each word's targets from registers, computed from the
-            # word's tags as it is read (and kept with it through b_* and n_*)
+            # word's tags as it is read (and kept with it through the FIFO and n_*)
             o_hit = Signal(p.rows * p.cols)
-            b_hit = Signal.like(o_hit)
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
-            fields["hit"] = Mux(b_valid, b_hit, o_hit)
-            skid.append(b_hit.eq(o_hit))
-        # n_*: the network's word, registered after the lane select (the block RAM's output
-        # reaches no PE directly); it adds a cycle before the first word, and only then.
-        n_valid, n, n_moves = _network_register(m, "n", o_valid | b_valid, fields,
-                                                array.ifmap.ready)
+            g_can, g_none, n_valid, n, _ = _queued_network_register(
+                m, "n", o_valid, dict(data=o_data, s=o_s, h=o_h, hit=o_hit),
+                array.ifmap.ready, g_issue)
+            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
+            m.d.sync += o_valid.eq(g_issue)
+        else:
+            fields = dict(data=Mux(b_valid, b_data, o_data), s=Mux(b_valid, b_s, o_s),
+                          h=Mux(b_valid, b_h, o_h))
+            n_valid, n, n_moves = _network_register(m, "n", o_valid | b_valid, fields,
+                                                    array.ifmap.ready)
+            m.d.comb += [g_adv.eq(~(o_valid & b_valid)), g_take.eq(n_moves),
+                         g_empty.eq(~o_valid & ~b_valid & ~n_valid)]
+            with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
+                m.d.sync += [b_valid.eq(o_valid), b_data.eq(o_data), b_s.eq(o_s),
+                             b_h.eq(o_h)]
+            with m.If(g_adv | g_take):
+                m.d.sync += o_valid.eq(g_issue)
         m.d.comb += [
-            g_take.eq(n_moves),
             array.ifmap.valid.eq(n_valid),
             array.ifmap.payload.s.eq(n["s"]),
             array.ifmap.payload.h.eq(n["h"]),
             array.ifmap.payload.data.eq(n["data"]),
         ]
-        if array.registered_ready:
-            m.d.comb += array.ifmap_hit.eq(n["hit"])
-        with m.If(Mux(b_valid, g_take, o_valid & ~g_take)):
-            m.d.sync += skid
 
         # GLB read port: the filter loader and the generator never run together (but in OS,
         # whose filter loader has its own port).
@@ -543,11 +550,7 @@ class Accelerator(wiring.Component):
                 # OS: the next output column's copy of the block
                 m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0),
                              fl_rep.eq(fl_rep + 1)]
-        with m.If(fl_adv | fl_take):
-            m.d.sync += fl_valid.eq(fl_issue)
 
-        with m.If(g_adv | g_take):
-            m.d.sync += o_valid.eq(g_issue)
         count("gin_words", g_issue)
         with m.If(g_issue):
             m.d.sync += [o_zero.eq(g_zero), o_lane.eq(g_lane), o_s.eq(g_s), o_h.eq(g_h)]
@@ -988,7 +991,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
                              fl_idx.eq(0), fl_g.eq(0)]
             with m.Case(_Exec.FLOAD):
-                with m.If((fl_n == d.filt_words) & ~fl_valid & ~fb_valid & ~fn_valid):
+                with m.If((fl_n == d.filt_words) & fl_empty):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
@@ -1001,7 +1004,7 @@ class Accelerator(wiring.Component):
                                      fl_idx.eq(0), fl_g.eq(0),
                                      fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
-                with m.If(g_done & ~o_valid & ~b_valid & ~n_valid & ~array.busy &
+                with m.If(g_done & g_empty & ~array.busy &
                           writers_done):
                     m.d.sync += [g_run.eq(0), pin_run.eq(0), fl_run.eq(0)]
                     with m.If(d.last & d.out_rlc):
@@ -1061,6 +1064,38 @@ def _network_register(m, name, src_valid, fields, ready):
     with m.If(moves):
         m.d.sync += [regs[k].eq(v) for k, v in fields.items()]
     return valid, regs, moves
+
+
+def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=4):
+    """With ``registered_networks``: a global-buffer stream whose block RAM output reaches only
+    a small FIFO next to it, and the network's register (:func:`_network_register`) only the
+    FIFO's head, so the path to the PEs (placed all over the array) starts at a register.
+
+    ``fields`` (name -> value) is the word the cycle after its read (``src_valid``, no stall:
+    the FIFO takes it). Reads go on credit: ``issue`` counts a word out, its move into the
+    network's register brings it back, and at most ``depth`` words are out (read, in the FIFO);
+    the decision ``can_issue`` is a flip-flop. From a read to its word's move is three cycles,
+    so four credits keep a word per cycle flowing. Returns ``can_issue``, ``empty`` (no word
+    out, the network's register empty), the register's valid flag and fields by name, and the
+    signal that is high when the FIFO's head moves in."""
+    shapes = {k: Value.cast(v).shape() for k, v in fields.items()}
+    width = sum(s.width for s in shapes.values())
+    fifo = SyncFIFO(width=width, depth=depth)
+    m.submodules[f"{name}_fifo"] = fifo
+    m.d.comb += [fifo.w_en.eq(src_valid), fifo.w_data.eq(Cat(*fields.values()))]
+    head, at = {}, 0
+    for k, s in shapes.items():
+        bits = fifo.r_data[at:at + s.width]
+        head[k] = bits.as_signed() if s.signed else bits
+        at += s.width
+    valid, regs, moves = _network_register(m, name, fifo.r_rdy, head, ready)
+    m.d.comb += fifo.r_en.eq(moves)
+    out = Signal(range(depth + 1), name=f"{name}_out")      # words read, not yet moved in
+    out_next = Signal.like(out)
+    can_issue = Signal(name=f"{name}_can_issue", init=1)
+    m.d.comb += out_next.eq(out + issue - moves)
+    m.d.sync += [out.eq(out_next), can_issue.eq(out_next != depth)]
+    return can_issue, (out == 0) & ~valid, valid, regs, moves
 
 
 def _count_bits(bits):

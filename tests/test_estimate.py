@@ -325,7 +325,7 @@ def test_estimate_console_script():
 
 # ---- the model's speed-up keeps its results -----------------------------------------------------
 
-def _plain_replay(S, q, p, st, vg, R, ncols, width, F, nrows, ring):
+def _plain_replay(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0):
     """The compute-phase replay word by word, as gen.perf._compute_timing first did it (before
     it skipped the words without targets and the channels that cannot wait)."""
     P = p * q * S
@@ -335,7 +335,7 @@ def _plain_replay(S, q, p, st, vg, R, ncols, width, F, nrows, ring):
                         for r in range(vg * R)])
     ends = [[] for _ in diag]
     last_word = [0] * len(diag)
-    a = 1                           # word 0 is offered in cycle 2
+    a = a0                          # word 0 is offered the cycle after
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         for c in range(q):
@@ -385,7 +385,8 @@ def test_compute_timing_equals_the_plain_replay():
                 for d, _ in perf._pass_classes(m):
                     cases.add((d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows,
                                d.ncols, d.padded_width, d.out_width, d.nrows,
-                               perf.ring_cols(d.chans, params.ifmap_spad_depth)))
+                               perf.ring_cols(d.chans, params.ifmap_spad_depth),
+                               perf.ifmap_start(params.registered_networks)))
     assert len(cases) > 300
     for args in sorted(cases):
         assert perf._compute_timing.__wrapped__(*args) == _plain_replay(*args), args

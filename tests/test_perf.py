@@ -140,7 +140,7 @@ def test_cycle_rules_for_one_pass():
     c = pass_counts(d, cfg, TINY)
     assert c["dma_in_cycles"] == perf_mod.DMA_SETUP + (1 + 10 + 18) + 2 * (1 + 10 + 10)
     assert c["dram_rd_stall"] == 3 * 9
-    assert c["fload_cycles"] == 18 + perf_mod.FLOAD_TAIL + 1   # tiny's registered networks
+    assert c["fload_cycles"] == 18 + perf_mod.FLOAD_TAIL + 1 + perf_mod.QUEUE_CYCLES   # registered
     gin = 14 * 2 * 1 * 6
     assert c["gin_words"] == gin
     # The compute phase (replayed from the RTL's rules, checked against the RTL's counters
