@@ -176,9 +176,10 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> int
     """Event-level replay of the compute phase; cycle 0 is the phase's first cycle.
 
     The ifmap network offers word ``n`` the cycle after word ``n-1`` was taken (word 0 the
-    cycle after ``a0``, see :func:`ifmap_start`) and a word is taken
-    as soon as its targets (the PEs of one diagonal, which all behave alike) are ready. A PE takes column ``col`` once it has finished the steps that
-    free a slot of its ring (``col < x*stride + ring``); it issues the ``p*q*S`` MAC slots of
+    cycle after ``a0``, see :func:`ifmap_start`) and a word is taken as soon as its targets
+    (the PEs of one diagonal, which all behave alike) are ready. A PE takes column ``col``
+    once it has finished the steps that free a slot of its ring (``col < x*stride +
+    ring``); it issues the ``p*q*S`` MAC slots of
     output step ``x`` back to back, starting the cycle after the last word of column
     ``x*stride + S - 1`` arrived and after step ``x-1``. A finished psum reaches the PE's
     output register 4 cycles after its slot issued and climbs the column one PE per cycle;

@@ -129,6 +129,8 @@ class RLCEncoder(_RLCBase):
         zrun = Signal(rb)                       # zeros seen and not yet in a pair
         acc = Signal(per_word * pair_bits)      # pairs of the word being assembled
         slot = Signal(range(per_word))
+        last = Signal()                         # remaining = 1 (a register: no 32-bit compare
+        #                                         on the path from a value to the word)
 
         m.d.comb += self.busy.eq(running | self.o.valid)
 
@@ -139,7 +141,6 @@ class RLCEncoder(_RLCBase):
         take = self.i.valid & self.i.ready
 
         value = self.i.payload
-        last = remaining == 1
         emit = last | (value != 0) | (zrun == max_run)
         pair = Cat(zrun, value)
         merged = Cat(*(Mux(slot == k, pair, acc[k * pair_bits:(k + 1) * pair_bits])
@@ -149,7 +150,7 @@ class RLCEncoder(_RLCBase):
             m.d.sync += self.o.valid.eq(0)
 
         with m.If(take):
-            m.d.sync += remaining.eq(remaining - 1)
+            m.d.sync += [remaining.eq(remaining - 1), last.eq(remaining == 2)]
             with m.If(last):
                 m.d.sync += running.eq(0)
             with m.If(emit):
@@ -168,7 +169,8 @@ class RLCEncoder(_RLCBase):
                 m.d.sync += zrun.eq(zrun + 1)
 
         with m.If(self.start & ~self.busy):
-            m.d.sync += [remaining.eq(self.count), zrun.eq(0), acc.eq(0), slot.eq(0)]
+            m.d.sync += [remaining.eq(self.count), last.eq(self.count == 1), zrun.eq(0),
+                         acc.eq(0), slot.eq(0)]
             with m.If(self.count == 0):
                 m.d.sync += [self.o.payload.eq(1 << (self._wb - 1)), self.o.valid.eq(1)]
             with m.Else():

@@ -421,7 +421,9 @@ class Accelerator(wiring.Component):
         fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
         fl_take = Signal()                   # the word of fl_* or fb_* moves on
         fl_empty = Signal()                  # no filter word read and not yet taken
-        m.d.comb += fl_issue.eq(fl_run & fl_adv & (fl_n != d.filt_words))
+        fl_more = Signal()                   # fl_n != filt_words, a flop (one compare less
+        #                                      before the read's enable and the counters)
+        m.d.comb += fl_issue.eq(fl_run & fl_adv & fl_more)
         if p.registered_networks:
             fl_can, fl_out_none, fn_valid, fn, _ = _queued_network_register(
                 m, "fn", fl_valid, dict(data=fl_data, g=fl_out_g), array.filter.ready,
@@ -540,7 +542,8 @@ class Accelerator(wiring.Component):
         count("glb_reads", fl_issue + (~fl_on_r & g_issue & ~g_zero))
 
         with m.If(fl_issue):
-            m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g)]
+            m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g),
+                         fl_more.eq(fl_n != pp_filt_words_m1)]
             with m.If(fl_idx == pp_pqs_m1):
                 m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1)]
             with m.Else():
@@ -548,7 +551,7 @@ class Accelerator(wiring.Component):
             with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == pp_filt_words_m1) &
                       (fl_rep + 1 != d.out_width)):
                 # OS: the next output column's copy of the block
-                m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0),
+                m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0), fl_more.eq(1),
                              fl_rep.eq(fl_rep + 1)]
 
         count("gin_words", g_issue)
@@ -823,26 +826,35 @@ class Accelerator(wiring.Component):
                 m.d.sync += [c_x.eq(c_x + 1), c_pa.eq(c_pa + d.filters), rq_real[0].eq(1)]
             # One word stage: its request and its beat go in the same cycle (the beat waits
             # for the request, never the other way round), so words leave at one per cycle.
+            # A word is in the stage only during a compressed pass's rows (the index request
+            # waits for it to leave), so its request and beat drive the write ports without
+            # the pass's mode in their logic: the encoder's ready is a few gates from flops.
             a_req_done = Signal()
+            a_req = Signal()
+            a_beat = Signal()
             beat_go = Signal()
-            m.d.comb += beat_go.eq(self.wr_data.valid & self.wr_data.ready)
-            m.d.comb += enc.o.ready.eq(~a_valid | beat_go)
+            m.d.comb += [
+                a_req.eq(a_valid & ~a_req_done),
+                a_beat.eq(a_valid & (a_req_done | self.wr_req.ready)),
+                beat_go.eq(a_beat & self.wr_data.ready),
+                enc.o.ready.eq(~a_valid | beat_go),
+            ]
             with m.If(enc.o.valid & enc.o.ready):
                 m.d.sync += [a_valid.eq(1), a_word.eq(enc.o.payload),
                              a_addr.eq(c_daddr + c_off), c_off.eq(c_off + 1)]
-            with m.Elif(beat_go & (c_phase != 3)):
+            with m.Elif(beat_go):
                 m.d.sync += a_valid.eq(0)
-            with m.If(c_on & (c_phase != 3) & ~idx_req_on):
-                m.d.comb += [self.wr_req.valid.eq(a_valid & ~a_req_done),
+            with m.If(a_valid):
+                m.d.comb += [self.wr_req.valid.eq(a_req),
                              self.wr_req.payload.addr.eq(a_addr),
                              self.wr_req.payload.len.eq(1),
-                             self.wr_data.valid.eq(a_valid & (a_req_done | self.wr_req.ready)),
+                             self.wr_data.valid.eq(a_beat),
                              self.wr_data.payload.eq(a_word)]
-                with m.If(self.wr_req.valid & self.wr_req.ready):
-                    m.d.sync += a_req_done.eq(1)
-                with m.If(beat_go):
-                    m.d.sync += a_req_done.eq(0)
-                    count("dram_write_words", 1)
+            with m.If(a_req & self.wr_req.ready):
+                m.d.sync += a_req_done.eq(1)
+            with m.If(beat_go):
+                m.d.sync += a_req_done.eq(0)
+                count("dram_write_words", 1)
             # Cycles the compressed write-back loses to DRAM: a value waits because the
             # encoder's output is held by a word the DRAM has not taken, the row's last word
             # waits for the same reason, or the index waits for the last data word.
@@ -989,9 +1001,10 @@ class Accelerator(wiring.Component):
             with m.Case(_Exec.SETUP):
                 # the array IDs (derived from the new descriptor) settle during this cycle
                 m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
+                             fl_more.eq(1),
                              fl_idx.eq(0), fl_g.eq(0)]
             with m.Case(_Exec.FLOAD):
-                with m.If((fl_n == d.filt_words) & fl_empty):
+                with m.If(~fl_more & fl_empty):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
@@ -1000,7 +1013,7 @@ class Accelerator(wiring.Component):
                                  g_a.eq(xoff), g_a_h0.eq(xoff), g_a_s0.eq(xoff),
                                  g_a_c0.eq(xoff)]
                     with m.If(is_os & (d.out_width != 1)):
-                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
+                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0), fl_more.eq(1),
                                      fl_idx.eq(0), fl_g.eq(0),
                                      fl_rep.eq(1)]
             with m.Case(_Exec.COMPUTE):
