@@ -131,23 +131,26 @@ def harness_program(params: AcceleratorParams, *, spec: str | None = None, seed:
     raise ValueError(f"no test layer maps onto {params.name}: {last}")
 
 
-def harness(params: AcceleratorParams, *, spec: str | None = None):
+def harness(params: AcceleratorParams, *, spec: str | None = None, slices: bool = True):
     """The harness running :func:`harness_program`'s layer: ``(Harness, spec, Program)``.
-    Its DRAM model holds the program's image in the smallest power-of-two depth >= 256."""
+    Its DRAM model holds the program's image in the smallest power-of-two depth >= 256;
+    ``slices``: see :class:`hw.harness.Harness`."""
     from hw.harness import Harness
     spec, prog = harness_program(params, spec=spec)
     depth = 1 << max(8, (len(prog.dram) - 1).bit_length())
     top = Harness(params, descriptors=[d.pack(params) for d in prog.descriptors],
-                  dram_init=prog.dram, dram_depth=depth)
+                  dram_init=prog.dram, dram_depth=depth, slices=slices)
     return top, spec, prog
 
 
-def harness_verilog(params: AcceleratorParams) -> tuple[str, dict]:
-    """Verilog of the harness (module ``rowstat_fpga``) and a summary of what it runs."""
+def harness_verilog(params: AcceleratorParams, family: str = "ecp5") -> tuple[str, dict]:
+    """Verilog of the harness (module ``rowstat_fpga``) for a device ``family`` and a summary
+    of what it runs. On iCE40 the harness has no register slices (:class:`hw.harness.Harness`):
+    ``pico`` fills the UP5K without room for them."""
     from amaranth.back import verilog
 
     from gen.emit import dedupe_modules
-    top, spec, prog = harness(params)
+    top, spec, prog = harness(params, slices=family != "ice40")
     text = dedupe_modules(verilog.convert(top, name=TOP, emit_src=False))
     return text, {"layer": spec, "passes": len(prog.descriptors),
                   "dram_words": top.dram_depth}
@@ -230,7 +233,7 @@ def yosys_cells(params: AcceleratorParams, family: str, work: str | Path, *,
     flip-flops are mapped by then; the LUT counts are not), which is much faster."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    text, _ = harness_verilog(params)
+    text, _ = harness_verilog(params, family)
     (work / f"{TOP}.v").write_text(text)
     (work / "synth.ys").write_text(_yosys_script(family, [f"{TOP}.v"], stat="stat.json",
                                                  netlist=None,
@@ -512,7 +515,7 @@ def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     say(f"harness Verilog for {params.name} ({params.rows}x{params.cols} PEs) ...")
-    text, harness = harness_verilog(params)
+    text, harness = harness_verilog(params, tgt.family)
     (out / f"{TOP}.v").write_text(text)
     if tgt.board:
         res = _board_flow(tgt, out, verilog=text, timeout=timeout, seed=seed, say=say)

@@ -10,8 +10,8 @@ chip so that the FPGA flow synthesizes the whole accelerator and nothing is opti
   refuses most of them);
 * a **DRAM model in block RAM** (``dram_depth`` words of ``dram_width`` bits, initialised with
   the program's DRAM image) serves the ``rd_req``/``rd_data`` bursts -- one word per cycle,
-  the first one cycle after the request -- and takes the ``wr_req``/``wr_data`` bursts.
-  Addresses wrap modulo the depth;
+  the first one cycle after the request (two with ``slices``) -- and takes the
+  ``wr_req``/``wr_data`` bursts. Addresses wrap modulo the depth;
 * a **counter scan**: ``cnt_sel`` walks over every counter, and each value read, every written
   DRAM word and the status fold into an 8-bit ``checksum``.
 
@@ -49,11 +49,15 @@ class Harness(wiring.Component):
     model and a counter scan; see the module docstring.
 
     ``descriptors`` are packed ``desc`` payloads (``PassDescriptor.pack``); ``dram_init`` the
-    DRAM model's initial words (at most ``dram_depth``).
+    DRAM model's initial words (at most ``dram_depth``). ``slices``: registers between the
+    harness and the accelerator's descriptor, DMA and status ports, as a bus would have (the
+    descriptor and each read word a cycle later, each write a cycle later into the memory), so
+    that no path runs from the harness's memories through the accelerator's logic; ``False``
+    saves their flip-flops (the iCE40UP5K flow: ``pico`` fills the device).
     """
 
     def __init__(self, params: AcceleratorParams, *, descriptors=(), dram_init=(),
-                 dram_depth: int = 512):
+                 dram_depth: int = 512, slices: bool = True):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be AcceleratorParams, not {params!r}")
         if (isinstance(dram_depth, bool) or not isinstance(dram_depth, int)
@@ -67,6 +71,7 @@ class Harness(wiring.Component):
         self._p = params
         self._descriptors = [int(d) for d in descriptors]
         self._dram_depth = dram_depth
+        self._slices = bool(slices)
         #: The DRAM model (created here so that a testbench can read what was written).
         self.dram = Memory(shape=unsigned(params.dram_width), depth=dram_depth, init=dram_init)
         super().__init__({"done": Out(1), "error": Out(1), "checksum": Out(8)})
@@ -88,8 +93,19 @@ class Harness(wiring.Component):
                          init=self._descriptors)
             m.submodules.desc_rom = rom
             rd = rom.read_port(domain="comb")
-            m.d.comb += [rd.addr.eq(sent), acc.desc.payload.eq(rd.data),
-                         acc.desc.valid.eq(sent != n)]
+            # the descriptor is offered from a register (the ROM's read and the
+            # accelerator's check are not one path): a cycle after the one before is taken
+            m.d.comb += rd.addr.eq(sent)
+            if self._slices:
+                loaded = Signal()
+                payload = Signal.like(acc.desc.payload)
+                m.d.comb += [acc.desc.payload.eq(payload), acc.desc.valid.eq(loaded)]
+                with m.If(~loaded & (sent != n)):
+                    m.d.sync += [payload.eq(rd.data), loaded.eq(1)]
+                with m.If(acc.desc.valid & acc.desc.ready):
+                    m.d.sync += loaded.eq(0)
+            else:
+                m.d.comb += [acc.desc.payload.eq(rd.data), acc.desc.valid.eq(sent != n)]
             with m.If(acc.desc.valid & acc.desc.ready):
                 m.d.sync += sent.eq(sent + 1)
             all_sent = sent == n
@@ -111,20 +127,35 @@ class Harness(wiring.Component):
         mem_w = dram.write_port()
         abits = (depth - 1).bit_length()
 
-        # reads: the request is taken when idle; then one word per cycle from the read port
+        # reads: the request is taken when idle; then one word per cycle from the read port,
+        # through a register slice (o_*, with a skid register s_*: the block RAM's enable
+        # does not wait on the accelerator's ready, which is logic, as a bus's slice would)
         r_busy = Signal()
         r_ptr = Signal(abits)
         r_left = Signal.like(acc.rd_req.payload.len)   # words not yet fetched
         r_have = Signal()                              # mem_r.data holds an unsent word
+        o_valid, s_valid = Signal(), Signal()
+        o_data, s_data = Signal(p.dram_width), Signal(p.dram_width)
         m.d.comb += acc.rd_req.ready.eq(~r_busy)
         with m.If(acc.rd_req.valid & ~r_busy):
             m.d.sync += [r_busy.eq(1), r_ptr.eq(acc.rd_req.payload.addr[:abits]),
                          r_left.eq(acc.rd_req.payload.len), r_have.eq(0)]
         advance = Signal()
-        m.d.comb += [advance.eq(r_busy & (~r_have | acc.rd_data.ready)),
-                     mem_r.addr.eq(r_ptr), mem_r.en.eq(advance),
-                     acc.rd_data.valid.eq(r_busy & r_have),
-                     acc.rd_data.payload.eq(mem_r.data)]
+        m.d.comb += [mem_r.addr.eq(r_ptr), mem_r.en.eq(advance)]
+        if self._slices:
+            word = Signal()                            # mem_r's word leaves this cycle
+            m.d.comb += [word.eq(r_busy & r_have & ~s_valid),
+                         advance.eq(r_busy & (~r_have | ~s_valid)),
+                         acc.rd_data.valid.eq(o_valid), acc.rd_data.payload.eq(o_data)]
+            with m.If(~o_valid | acc.rd_data.ready):
+                m.d.sync += [o_valid.eq(s_valid | word), s_valid.eq(0),
+                             o_data.eq(Mux(s_valid, s_data, mem_r.data))]
+            with m.Elif(word):
+                m.d.sync += [s_valid.eq(1), s_data.eq(mem_r.data)]
+        else:
+            m.d.comb += [advance.eq(r_busy & (~r_have | acc.rd_data.ready)),
+                         acc.rd_data.valid.eq(r_busy & r_have),
+                         acc.rd_data.payload.eq(mem_r.data)]
         with m.If(advance):
             with m.If(r_left != 0):
                 m.d.sync += [r_ptr.eq(r_ptr + 1), r_left.eq(r_left - 1), r_have.eq(1)]
@@ -139,8 +170,17 @@ class Harness(wiring.Component):
         with m.If(acc.wr_req.valid & ~w_busy & (acc.wr_req.payload.len != 0)):
             m.d.sync += [w_busy.eq(1), w_ptr.eq(acc.wr_req.payload.addr[:abits]),
                          w_left.eq(acc.wr_req.payload.len)]
-        m.d.comb += [mem_w.addr.eq(w_ptr), mem_w.data.eq(acc.wr_data.payload),
-                     mem_w.en.eq(w_busy & acc.wr_data.valid)]
+        # with slices the write goes to the memory a cycle later, from registers
+        w_en = Signal()
+        w_addr = Signal(abits)
+        w_data = Signal(p.dram_width)
+        w_now = [w_en.eq(w_busy & acc.wr_data.valid), w_addr.eq(w_ptr),
+                 w_data.eq(acc.wr_data.payload)]
+        if self._slices:
+            m.d.sync += w_now
+        else:
+            m.d.comb += w_now
+        m.d.comb += [mem_w.addr.eq(w_addr), mem_w.data.eq(w_data), mem_w.en.eq(w_en)]
         with m.If(w_busy & acc.wr_data.valid):
             m.d.sync += [w_ptr.eq(w_ptr + 1), w_left.eq(w_left - 1)]
             with m.If(w_left == 1):
@@ -157,10 +197,15 @@ class Harness(wiring.Component):
         cnt_q = Signal.like(acc.cnt_value)
         m.d.sync += cnt_q.eq(acc.cnt_value)
         sig = self.checksum
-        written = Mux(w_busy & acc.wr_data.valid, _fold(acc.wr_data.payload, 8), 0)
-        status = Cat(acc.busy, acc.error, acc.error_code, _fold(acc.passes_done, 2))
+        written = Mux(w_en, _fold(w_data, 8), 0)
+        now = Cat(acc.busy, acc.error, acc.error_code, _fold(acc.passes_done, 2))
+        status = Signal(len(now))
+        if self._slices:
+            m.d.sync += status.eq(now)
+        else:
+            m.d.comb += status.eq(now)
         m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(cnt_q, 8) ^ written ^ status)
 
         m.d.comb += [self.error.eq(acc.error)]
-        m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~w_busy)
+        m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~o_valid & ~w_busy & ~w_en)
         return m

@@ -227,11 +227,27 @@ class Accelerator(wiring.Component):
         p_valid_m1 = per_pass(d.p_valid - 1, "p_valid_m1")
         col_on = [per_pass(j < d.ncols, f"col_on{j}") for j in range(cols)]
         pp_pqs_m1 = per_pass(pqs - 1, "pqs_m1")
+        pp_pqs_m2 = per_pass(pqs - 2, "pqs_m2")
+        pp_ow_m2 = per_pass(d.out_width - 2, "ow_m2")
         pp_filt_words_m1 = per_pass(d.filt_words - 1, "filt_words_m1")
         pp_nrows_m1 = per_pass(d.nrows - 1, "nrows_m1")
         pp_vgroups_m1 = per_pass(d.vgroups - 1, "vgroups_m1")
         pp_chans_m1 = per_pass(d.chans - 1, "chans_m1")
         pp_w_last = per_pass(d.in_width + d.pad - 1, "w_last")
+        # the values one step before the last: the generator's "last" flags are flip-flops,
+        # set the step before a counter reaches its last value
+        pp_nrows_m2 = per_pass(d.nrows - 2, "nrows_m2")
+        pp_vgroups_m2 = per_pass(d.vgroups - 2, "vgroups_m2")
+        pp_chans_m2 = per_pass(d.chans - 2, "chans_m2")
+        pp_w_last_m1 = per_pass(d.in_width + d.pad - 2, "w_last_m1")
+        # Flags kept a step ahead (the generator's and the filter loader's "last"/"more"
+        # flags) are flip-flops on designs built for speed (``registered_networks``); on the
+        # others they are the plain compares, and the updates below (``ahead``) are dropped:
+        # ``pico`` fills the UP5K without room for them.
+        fast = p.registered_networks
+
+        def ahead(*updates):
+            return list(updates) if fast else []
         pp_filters_m1 = per_pass(d.filters - 1, "filters_m1")
         pp_qs_m1 = per_pass(qs - 1, "qs_m1")
 
@@ -423,7 +439,14 @@ class Accelerator(wiring.Component):
         fl_empty = Signal()                  # no filter word read and not yet taken
         fl_more = Signal()                   # fl_n != filt_words, a flop (one compare less
         #                                      before the read's enable and the counters)
-        m.d.comb += fl_issue.eq(fl_run & fl_adv & fl_more)
+        fl_more_n = Signal()                 # fl_n + 1 != filt_words
+        fl_idx_last = Signal()               # fl_idx == pqs - 1, a flop
+        fl_rep_more = Signal()               # OS: fl_rep + 1 != out_width, a flop
+        m.d.comb += [fl_issue.eq(fl_run & fl_adv & fl_more),
+                     fl_more_n.eq(fl_n != pp_filt_words_m1)]
+        if not fast:
+            m.d.comb += [fl_more.eq(fl_n != d.filt_words), fl_idx_last.eq(fl_idx == pp_pqs_m1),
+                         fl_rep_more.eq(fl_rep + 1 != d.out_width)]
         if p.registered_networks:
             fl_can, fl_out_none, fn_valid, fn, _ = _queued_network_register(
                 m, "fn", fl_valid, dict(data=fl_data, g=fl_out_g), array.filter.ready,
@@ -458,6 +481,11 @@ class Accelerator(wiring.Component):
         g_s = Signal(8)
         g_h = Signal(12)
         g_k = Signal(12)                     # s*chans + c
+        # g_h == nrows - 1, g_s == vgroups - 1, g_c == chans - 1, g_w == in_width + pad - 1
+        last_h, last_s, last_c, last_w = (Signal(name=f"g_last_{x}") for x in "hscw")
+        if not fast:
+            m.d.comb += [last_h.eq(g_h == pp_nrows_m1), last_s.eq(g_s == pp_vgroups_m1),
+                         last_c.eq(g_c == pp_chans_m1), last_w.eq(g_w == pp_w_last)]
         # The read address, kept incrementally: wword + c*ch_words + s*s_stride + h*row_words
         # (+ the executor's half), with its values at h = 0, s = 0 and c = 0 of the current
         # column, so each step is one addition from a register (no adder chain before the
@@ -543,40 +571,45 @@ class Accelerator(wiring.Component):
 
         with m.If(fl_issue):
             m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g),
-                         fl_more.eq(fl_n != pp_filt_words_m1)]
-            with m.If(fl_idx == pp_pqs_m1):
-                m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1)]
+                         *ahead(fl_more.eq(fl_more_n))]
+            with m.If(fl_idx_last):
+                m.d.sync += [fl_idx.eq(0), fl_g.eq(fl_g + 1),
+                             *ahead(fl_idx_last.eq(pp_pqs_m1 == 0))]
             with m.Else():
-                m.d.sync += fl_idx.eq(fl_idx + 1)
-            with m.If(is_os & (xstate == _Exec.COMPUTE) & (fl_n == pp_filt_words_m1) &
-                      (fl_rep + 1 != d.out_width)):
+                m.d.sync += [fl_idx.eq(fl_idx + 1), *ahead(fl_idx_last.eq(fl_idx == pp_pqs_m2))]
+            with m.If(is_os & (xstate == _Exec.COMPUTE) & ~fl_more_n & fl_rep_more):
                 # OS: the next output column's copy of the block
-                m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0), fl_more.eq(1),
-                             fl_rep.eq(fl_rep + 1)]
+                m.d.sync += [fl_n.eq(0), fl_a.eq(fl_a0), fl_idx.eq(0), fl_g.eq(0),
+                             fl_rep.eq(fl_rep + 1),
+                             *ahead(fl_more.eq(1), fl_idx_last.eq(pp_pqs_m1 == 0),
+                                    fl_rep_more.eq(fl_rep != pp_ow_m2))]
 
         count("gin_words", g_issue)
         with m.If(g_issue):
             m.d.sync += [o_zero.eq(g_zero), o_lane.eq(g_lane), o_s.eq(g_s), o_h.eq(g_h)]
             # for w': for c: for s: for h
-            last_h = g_h == pp_nrows_m1
-            last_s = g_s == pp_vgroups_m1
-            last_c = g_c == pp_chans_m1
-            last_w = g_w == pp_w_last
-            m.d.sync += [g_h.eq(g_h + 1), g_a.eq(g_a + d.row_words)]
+            m.d.sync += [g_h.eq(g_h + 1), g_a.eq(g_a + d.row_words),
+                         *ahead(last_h.eq(g_h == pp_nrows_m2))]
             with m.If(last_h):
                 a_s = g_a_h0 + xd.s_stride
                 m.d.sync += [g_h.eq(0), g_s.eq(g_s + 1), g_a_h0.eq(a_s), g_a.eq(a_s),
-                             g_k.eq(g_k + d.chans)]
+                             g_k.eq(g_k + d.chans),
+                             *ahead(last_h.eq(pp_nrows_m1 == 0),
+                                    last_s.eq(g_s == pp_vgroups_m2))]
                 with m.If(last_s):
                     a_c = g_a_s0 + d.ch_words
                     m.d.sync += [g_s.eq(0), g_k.eq(g_c + 1), g_c.eq(g_c + 1),
-                                 g_a_s0.eq(a_c), g_a_h0.eq(a_c), g_a.eq(a_c)]
+                                 g_a_s0.eq(a_c), g_a_h0.eq(a_c), g_a.eq(a_c),
+                                 *ahead(last_s.eq(pp_vgroups_m1 == 0),
+                                        last_c.eq(g_c == pp_chans_m2))]
                     with m.If(last_c):
                         next_word = (g_w >= 0) & (g_lane == L - 1)
                         a_w = g_a_c0 + next_word
                         m.d.sync += [g_c.eq(0), g_k.eq(0), g_w.eq(g_w + 1),
                                      g_a_c0.eq(a_w), g_a_s0.eq(a_w), g_a_h0.eq(a_w),
-                                     g_a.eq(a_w)]
+                                     g_a.eq(a_w),
+                                     *ahead(last_c.eq(pp_chans_m1 == 0),
+                                            last_w.eq(g_w == pp_w_last_m1))]
                         with m.If(g_w >= 0):
                             with m.If(g_lane == L - 1):
                                 m.d.sync += g_lane.eq(0)
@@ -1001,8 +1034,8 @@ class Accelerator(wiring.Component):
             with m.Case(_Exec.SETUP):
                 # the array IDs (derived from the new descriptor) settle during this cycle
                 m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
-                             fl_more.eq(1),
-                             fl_idx.eq(0), fl_g.eq(0)]
+                             fl_idx.eq(0), fl_g.eq(0),
+                             *ahead(fl_more.eq(1), fl_idx_last.eq(xd.pqs == 1))]
             with m.Case(_Exec.FLOAD):
                 with m.If(~fl_more & fl_empty):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
@@ -1010,12 +1043,19 @@ class Accelerator(wiring.Component):
                                  g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
                                  g_lane.eq(0), g_c.eq(0), g_s.eq(0),
                                  g_h.eq(0), g_k.eq(0), g_done.eq(0),
+                                 *ahead(last_h.eq(pp_nrows_m1 == 0),
+                                        last_s.eq(pp_vgroups_m1 == 0),
+                                        last_c.eq(pp_chans_m1 == 0),
+                                        last_w.eq(pp_w_last ==
+                                                  -Cat(d.pad, Const(0, 1)).as_signed())),
                                  g_a.eq(xoff), g_a_h0.eq(xoff), g_a_s0.eq(xoff),
                                  g_a_c0.eq(xoff)]
                     with m.If(is_os & (d.out_width != 1)):
-                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0), fl_more.eq(1),
+                        m.d.sync += [fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
                                      fl_idx.eq(0), fl_g.eq(0),
-                                     fl_rep.eq(1)]
+                                     fl_rep.eq(1),
+                                     *ahead(fl_more.eq(1), fl_idx_last.eq(pp_pqs_m1 == 0),
+                                            fl_rep_more.eq(d.out_width != 2))]
             with m.Case(_Exec.COMPUTE):
                 with m.If(g_done & g_empty & ~array.busy &
                           writers_done):

@@ -117,7 +117,8 @@ def test_bad_synth_input_is_one_line_exit_2(capsys, tmp_path, argv, field):
     assert code == 2 and len(err) == 1 and field in err[0]
 
 
-def test_harness_runs_its_layer_to_the_golden_output():
+@pytest.mark.parametrize("slices", [True, False])
+def test_harness_runs_its_layer_to_the_golden_output(slices):
     """The on-chip harness is a working system, not just a load for synthesis: from reset it
     sends every descriptor, its block-RAM DRAM model serves the accelerator's DMA, and the
     output region it holds at the end equals the numpy executor's (= the golden model's)."""
@@ -126,7 +127,8 @@ def test_harness_runs_its_layer_to_the_golden_output():
     from gen.fpga import harness
     from gen.program import execute
     params = preset("tiny").replace(name="h3x2", rows=3, cols=2)
-    top, _spec, prog = harness(params, spec="C=2,M=3,H=5,W=5,R=3,S=3,stride=1,pad=1")
+    top, _spec, prog = harness(params, spec="C=2,M=3,H=5,W=5,R=3,S=3,stride=1,pad=1",
+                               slices=slices)
     expected = execute(prog, params)
     got = {}
 
