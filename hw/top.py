@@ -861,22 +861,34 @@ class Accelerator(wiring.Component):
             # for the request, never the other way round), so words leave at one per cycle.
             # A word is in the stage only during a compressed pass's rows (the index request
             # waits for it to leave), so its request and beat drive the write ports without
-            # the pass's mode in their logic: the encoder's ready is a few gates from flops.
+            # the pass's mode in their logic. A skid register (a1_*) takes the encoder's word
+            # when the stage is full: the encoder's ready is a flip-flop (the DRAM's ready
+            # stays out of the encoder and the requantizer), and a word still moves on the
+            # cycle after the one before it.
             a_req_done = Signal()
             a_req = Signal()
             a_beat = Signal()
             beat_go = Signal()
+            a1_valid = Signal()
+            a1_word = Signal.like(a_word)
+            a1_addr = Signal.like(a_addr)
+            enc_take = Signal()
             m.d.comb += [
                 a_req.eq(a_valid & ~a_req_done),
                 a_beat.eq(a_valid & (a_req_done | self.wr_req.ready)),
                 beat_go.eq(a_beat & self.wr_data.ready),
-                enc.o.ready.eq(~a_valid | beat_go),
+                enc.o.ready.eq(~a1_valid),
+                enc_take.eq(enc.o.valid & ~a1_valid),
             ]
-            with m.If(enc.o.valid & enc.o.ready):
-                m.d.sync += [a_valid.eq(1), a_word.eq(enc.o.payload),
-                             a_addr.eq(c_daddr + c_off), c_off.eq(c_off + 1)]
-            with m.Elif(beat_go):
-                m.d.sync += a_valid.eq(0)
+            with m.If(enc_take):
+                m.d.sync += c_off.eq(c_off + 1)
+            with m.If(~a_valid | beat_go):
+                m.d.sync += [a_valid.eq(a1_valid | enc_take), a1_valid.eq(0),
+                             a_word.eq(Mux(a1_valid, a1_word, enc.o.payload)),
+                             a_addr.eq(Mux(a1_valid, a1_addr, c_daddr + c_off))]
+            with m.Elif(enc_take):
+                m.d.sync += [a1_valid.eq(1), a1_word.eq(enc.o.payload),
+                             a1_addr.eq(c_daddr + c_off)]
             with m.If(a_valid):
                 m.d.comb += [self.wr_req.valid.eq(a_req),
                              self.wr_req.payload.addr.eq(a_addr),
@@ -916,7 +928,7 @@ class Accelerator(wiring.Component):
                     count("dram_wr_stall", 1)
             with m.If(c_start):
                 m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0),
-                             a_valid.eq(0), a_req_done.eq(0),
+                             a_valid.eq(0), a1_valid.eq(0), a_req_done.eq(0),
                              c_off.eq(Mux(d.out_first, 0, offs[0])),
                              c_daddr.eq(d.out_dram), c_iaddr.eq(d.out_idx)]
             with m.If(c_on):
