@@ -33,7 +33,8 @@ Ports:
   and consumes it (``ready``) when it hands the pass to the executor or refuses it: the source
   must hold ``payload`` stable while ``valid`` is high and ``ready`` low (the stream rule), and
   the accelerator keeps no copy of a descriptor it is still loading.
-* ``busy``, ``error``, ``error_code``, ``passes_done`` -- status. A descriptor the controller
+* ``busy``, ``error``, ``error_code``, ``passes_done`` -- status (``busy`` falls a cycle after
+  the last pass ends, when every counter holds its final value). A descriptor the controller
   cannot execute is consumed and dropped, ``error`` goes high (sticky until reset) and
   ``error_code`` says why (:class:`hw.descriptor.DescError`).
 * ``rd_req`` / ``rd_data`` / ``wr_req`` / ``wr_data`` -- the DMA master (word addresses,
@@ -148,7 +149,13 @@ class Accelerator(wiring.Component):
         lbuf = Signal()                     # global-buffer half of the loader's pass
         xbuf = Signal()                     # ... and of the executor's
         half = p.glb_pass_words
-        m.d.comb += self.busy.eq((lstate != _Load.IDLE) | (xstate != _Exec.IDLE))
+        # ``busy`` stays high a cycle after the last pass (the counters' last events, which
+        # go through a register, have landed when it falls)
+        busy_now = Signal()
+        busy_q = Signal()
+        m.d.comb += [busy_now.eq((lstate != _Load.IDLE) | (xstate != _Exec.IDLE)),
+                     self.busy.eq(busy_now | busy_q)]
+        m.d.sync += busy_q.eq(busy_now)
 
         m.submodules.array = array = PEArray(p)
 
@@ -178,24 +185,28 @@ class Accelerator(wiring.Component):
         m.d.comb += self.cnt_value.eq(
             Array(cnt.get(n, Const(0, cw)) for n in TOP_COUNTERS)[self.cnt_sel])
 
-        # A one-bit event selects the counter's own +1 (its carry chain does not wait for the
-        # event); a wider amount is registered first, so it reaches the counter a cycle late
-        # (the last such event of a pass is many cycles before busy falls). As before, the
-        # last count() of a counter in a cycle wins.
+        # Every event is registered before it is added (the logic that decides it and the
+        # counter's carry chain are not one path), so it reaches the counter a cycle late;
+        # ``busy`` falls a cycle after the last pass for that. A one-bit event may be counted
+        # in several places: the last count() of a counter in a cycle wins.
         inc = {}
+        one = {}
 
         def count(name, amount):
             if name not in cnt:
                 return
             amount = Value.cast(amount)
             if len(amount) == 1:
-                m.d.sync += cnt[name].eq(Mux(amount, cnt[name] + 1, cnt[name]))
-            else:
                 assert name not in inc, name
+                if name not in one:        # its register: see the end of elaborate()
+                    one[name] = Signal(name=f"cnt_{name}_ev")
+                m.d.comb += one[name].eq(amount)
+            else:
+                assert name not in inc and name not in one, name
                 inc[name] = Signal(len(amount), name=f"cnt_{name}_inc")
                 m.d.sync += [inc[name].eq(amount), cnt[name].eq(cnt[name] + inc[name])]
 
-        count("cycles", self.busy)
+        count("cycles", busy_now)
         for ev, top_name in _PE_TO_TOP.items():
             count(top_name, array.events[ev])
 
@@ -1111,6 +1122,11 @@ class Accelerator(wiring.Component):
                                  lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
                 with m.Else():
                     m.d.sync += xstate.eq(_Exec.IDLE)
+
+        # the one-bit events' registers, here (outside every condition of the count() calls)
+        for name, event in one.items():
+            step = Signal(name=f"cnt_{name}_step")
+            m.d.sync += [step.eq(event), cnt[name].eq(cnt[name] + step)]
         return m
 
 
