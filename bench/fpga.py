@@ -1,6 +1,6 @@
 """FPGA benchmark: resources, Fmax and wall time of design points on ECP5-85F and iCE40UP5K.
 
-    python bench/fpga.py [--runs NAME,...] [--timeout S] [--json] [-o DIR]
+    python bench/fpga.py [--runs NAME,...] [--timeout S] [--seed N] [--json] [-o DIR]
 
 Each run is a design point on a bare device target of ``rowstat synth`` (Yosys + nextpnr from
 YoWASP, the on-chip harness around the accelerator, see gen/fpga.py), placed and routed. A run
@@ -53,17 +53,17 @@ RUNS = {
 DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
 
 
-def run_one(name: str, out: Path, timeout: float | None, say) -> dict:
+def run_one(name: str, out: Path, timeout: float | None, say, seed: int = 1) -> dict:
     params, target, stage, clock = RUNS[name]
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(dump_toml(params))
     row = {"run": name, "preset": params.name, "array": f"{params.rows}x{params.cols}",
            "data_width": params.data_width, "glb_kib": params.glb_kib, "target": target,
-           "stage": stage}
+           "stage": stage, "seed": seed}
     t0 = time.monotonic()
     try:
-        r = synthesize(params, target, folder, clock_mhz=clock, stage=stage,
+        r = synthesize(params, target, folder, clock_mhz=clock, stage=stage, seed=seed,
                        timeout=timeout, progress=lambda m: say(f"[{name}] {m}"))
     except FitError as e:
         row.update(fits=False, reason=str(e).split(" (log:")[0])
@@ -104,6 +104,8 @@ def main(argv=None) -> int:
                     help=f"comma-separated runs: {', '.join(RUNS)} (default all but eyeriss)")
     ap.add_argument("--timeout", type=float, default=None, metavar="S",
                     help="give up on a tool run after S seconds")
+    ap.add_argument("--seed", type=int, default=1, metavar="N",
+                    help="nextpnr's placement seed (default 1; results vary with it)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("-o", "--output", default="build/bench-fpga", metavar="DIR")
     args = ap.parse_args(argv)
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
     for n in names:
-        rows.append(run_one(n, Path(args.output), args.timeout, say))
+        rows.append(run_one(n, Path(args.output), args.timeout, say, args.seed))
         if not args.json:
             say(_fmt(rows[-1]))
     if args.json:
