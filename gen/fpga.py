@@ -291,7 +291,8 @@ def _clock_name(raw: str) -> str:
 
 def _critical_path(report: dict) -> dict | None:
     """The worst path of the nextpnr JSON report: endpoints, logic levels, logic and routing
-    delay, and the cells on it."""
+    delay, and the cells on it. A register-to-register path within a clock (what sets Fmax)
+    wins over a longer one from or to an I/O pin (``<async>``, e.g. the reset input)."""
     paths = report.get("critical_paths") or []
     best = None
     for p in paths:
@@ -299,11 +300,12 @@ def _critical_path(report: dict) -> dict | None:
         if not steps:
             continue
         delay = sum(s.get("delay", 0.0) for s in steps)
-        if best is None or delay > best[0]:
-            best = (delay, p, steps)
+        clocked = "<async>" not in (p.get("from"), p.get("to"))
+        if best is None or (clocked, delay) > (best[0], best[1]):
+            best = (clocked, delay, p, steps)
     if best is None:
         return None
-    delay, p, steps = best
+    _, delay, p, steps = best
     logic = [s for s in steps if s.get("type") == "logic"]
     routing = sum(s.get("delay", 0.0) for s in steps if s.get("type") == "routing")
     cells = []

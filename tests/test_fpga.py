@@ -87,6 +87,25 @@ def test_fmax_and_utilisation_from_the_nextpnr_log(tmp_path):
     assert r["clocks"]["clk"] == {"fmax_mhz": 112.5, "target_mhz": 100.0, "met": True}
 
 
+def test_critical_path_is_the_clocks_not_the_reset_pins():
+    """The reported path is the clock's register-to-register one (what sets Fmax), even when
+    the path from the reset pin is longer."""
+    from gen.fpga import _critical_path
+
+    def step(kind, delay, cell):
+        return {"type": kind, "delay": delay, "from": {"cell": cell}, "to": {"cell": cell}}
+    clk = "posedge $glbnet$clk$TRELLIS_IO_IN"
+    report = {"critical_paths": [
+        {"from": clk, "to": clk, "path": [step("clk-to-q", 0.5, "a"), step("routing", 9.0, "b"),
+                                          step("logic", 0.3, "b")]},
+        {"from": "<async>", "to": clk, "path": [step("routing", 15.0, "rst")]},
+    ]}
+    cp = _critical_path(report)
+    assert (cp["start"], cp["end"], cp["delay_ns"], cp["logic_levels"]) == ("a", "b", 9.8, 1)
+    report["critical_paths"] = report["critical_paths"][1:]
+    assert _critical_path(report)["start"] == "rst"
+
+
 def test_clock_constraint_is_rewritten(tmp_path):
     path, mhz = _constraint(TARGETS["ecp5-85f"], 110, tmp_path)
     assert mhz == 110 and 'FREQUENCY PORT "clk" 110 MHz;' in path.read_text()
