@@ -442,11 +442,7 @@ class Accelerator(wiring.Component):
         # before it was taken. Two PEs (no network register): a read is issued when fewer
         # than two words are out (in the block RAM's output register and in a skid register,
         # fb_valid); the skid word, else the block RAM's output, goes straight to the PEs.
-        fb_valid = Signal()
-        fb_data = Signal(p.dram_width)
-        fb_g = Signal.like(fl_g)
         fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
-        fl_take = Signal()                   # the word of fl_* or fb_* moves on
         fl_empty = Signal()                  # no filter word read and not yet taken
         fl_more = Signal()                   # fl_n != filt_words, a flop (one compare less
         #                                      before the read's enable and the counters)
@@ -471,6 +467,10 @@ class Accelerator(wiring.Component):
             ]
             m.d.sync += fl_valid.eq(fl_issue)
         else:
+            fb_valid = Signal()
+            fb_data = Signal(p.dram_width)
+            fb_g = Signal.like(fl_g)
+            fl_take = Signal()               # the word of fl_* or fb_* moves on
             m.d.comb += [
                 fl_adv.eq(~(fl_valid & fb_valid)),
                 fl_empty.eq(~fl_valid & ~fb_valid),
@@ -523,11 +523,6 @@ class Accelerator(wiring.Component):
         # a skid register (b_*): n_* loads from the skid word, else the block RAM's output.
         # The block RAM's output reaches no PE directly: two PEs' first word comes two
         # cycles after its read (registered networks: three), then one word per cycle.
-        b_valid = Signal()
-        b_data = Signal(signed(dw))
-        b_s = Signal.like(o_s)
-        b_h = Signal.like(o_h)
-        g_take = Signal()                    # the word of o_* or b_* moves on to n_*
         g_empty = Signal()                   # no ifmap word read and not yet taken
         m.d.comb += [
             g_issue.eq(g_run & ~g_done & g_adv),
@@ -550,6 +545,11 @@ class Accelerator(wiring.Component):
             m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
+            b_valid = Signal()
+            b_data = Signal(signed(dw))
+            b_s = Signal.like(o_s)
+            b_h = Signal.like(o_h)
+            g_take = Signal()                # the word of o_* or b_* moves on to n_*
             fields = dict(data=Mux(b_valid, b_data, o_data), s=Mux(b_valid, b_s, o_s),
                           h=Mux(b_valid, b_h, o_h))
             n_valid, n, n_moves = _network_register(m, "n", o_valid | b_valid, fields,
