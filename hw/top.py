@@ -454,8 +454,8 @@ class Accelerator(wiring.Component):
         if not fast:
             m.d.comb += [fl_more.eq(fl_n != d.filt_words), fl_idx_last.eq(fl_idx == pp_pqs_m1),
                          fl_rep_more.eq(fl_rep + 1 != d.out_width)]
-        if p.registered_networks:
-            fl_can, fl_out_none, fn_valid, fn, _ = _queued_network_register(
+        if fast:
+            fl_can, fl_out_none, fn_valid, fn = _queued_network_register(
                 m, "fn", fl_valid, dict(data=fl_data, g=fl_out_g), array.filter.ready,
                 fl_issue)
             m.d.comb += [
@@ -533,13 +533,13 @@ class Accelerator(wiring.Component):
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
         o_data = Signal(signed(dw))
         m.d.comb += o_data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
-        if p.registered_networks:
+        if fast:
             # a large array takes each word's targets from registers, computed from the
             # word's tags as it is read (and kept with it through the FIFO and n_*)
             o_hit = Signal(p.rows * p.cols)
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
-            g_can, g_none, n_valid, n, _ = _queued_network_register(
+            g_can, g_none, n_valid, n = _queued_network_register(
                 m, "n", o_valid, dict(data=o_data, s=o_s, h=o_h, hit=o_hit),
                 array.ifmap.ready, g_issue)
             m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
@@ -1157,26 +1157,21 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=4):
     network's register brings it back, and at most ``depth`` words are out (read, in the FIFO);
     the decision ``can_issue`` is a flip-flop. From a read to its word's move is three cycles,
     so four credits keep a word per cycle flowing. Returns ``can_issue``, ``empty`` (no word
-    out, the network's register empty), the register's valid flag and fields by name, and the
-    signal that is high when the FIFO's head moves in."""
-    shapes = {k: Value.cast(v).shape() for k, v in fields.items()}
-    width = sum(s.width for s in shapes.values())
-    fifo = SyncFIFO(width=width, depth=depth)
+    out, the network's register empty), and the register's valid flag and fields by name."""
+    layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
+    fifo = SyncFIFO(width=layout.size, depth=depth)
     m.submodules[f"{name}_fifo"] = fifo
     m.d.comb += [fifo.w_en.eq(src_valid), fifo.w_data.eq(Cat(*fields.values()))]
-    head, at = {}, 0
-    for k, s in shapes.items():
-        bits = fifo.r_data[at:at + s.width]
-        head[k] = bits.as_signed() if s.signed else bits
-        at += s.width
-    valid, regs, moves = _network_register(m, name, fifo.r_rdy, head, ready)
+    head = data.View(layout, fifo.r_data)
+    valid, regs, moves = _network_register(m, name, fifo.r_rdy,
+                                           {k: head[k] for k in fields}, ready)
     m.d.comb += fifo.r_en.eq(moves)
     out = Signal(range(depth + 1), name=f"{name}_out")      # words read, not yet moved in
     out_next = Signal.like(out)
     can_issue = Signal(name=f"{name}_can_issue", init=1)
     m.d.comb += out_next.eq(out + issue - moves)
     m.d.sync += [out.eq(out_next), can_issue.eq(out_next != depth)]
-    return can_issue, (out == 0) & ~valid, valid, regs, moves
+    return can_issue, (out == 0) & ~valid, valid, regs
 
 
 def _count_bits(bits):
