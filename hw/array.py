@@ -35,12 +35,16 @@ Timing: with ``params.registered_networks`` (more than two PEs) every PE present
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import AcceleratorParams
 from .pe import PE, PE_COUNTERS, pe_config_layout
+from .skid import SkidBuffer
 
 __all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout"]
 
@@ -183,12 +187,21 @@ class PEArray(wiring.Component):
                     m.d.sync += col_end[r][j].eq(row_tap[r] + sj + self.fold)
 
         # ---- configuration and start -------------------------------------------------------
+        # Large arrays take the configuration through a register of their own (``cfg`` and
+        # ``accumulate`` are programmed a cycle before ``start``, so the copy is in place when
+        # the PEs start): the PEs' fan-out then hangs off flip-flops the placer can put among
+        # them, not off the controller's descriptor register, which has its own loads.
+        cfg, accumulate = self.cfg, self.accumulate
+        if regd:
+            cfg = Signal(self.cfg_layout, name="pe_cfg")
+            accumulate = Signal(name="pe_accumulate")
+            m.d.sync += [cfg.eq(self.cfg), accumulate.eq(self.accumulate)]
         busy = []
         for r in range(rows):
             for j in range(cols):
                 pe = pes[r][j]
-                m.d.comb += pe.cfg.eq(self.cfg)
-                m.d.comb += pe.cfg.psum_in_en.eq(self.accumulate if r == 0 else 1)
+                m.d.comb += pe.cfg.eq(cfg)
+                m.d.comb += pe.cfg.psum_in_en.eq(accumulate if r == 0 else 1)
                 m.d.comb += pe.start.eq(self.start & row_on[r] & col_on[j])
                 busy.append(pe.busy)
         m.d.comb += self.busy.eq(Cat(*busy).any())
@@ -221,21 +234,42 @@ class PEArray(wiring.Component):
         m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
         # ---- psum chains -------------------------------------------------------------------
-        top = Signal(range(rows))
-        m.d.comb += top.eq(self.active_rows - 1)
+        # The top active row (the column's output), one-hot and registered with the IDs: the
+        # output is an AND-OR of the rows, and no subtractor or decoder of ``active_rows``
+        # sits in the psum handshake.
+        is_top = [Signal(name=f"is_top{r}") for r in range(rows)]
+        for r in range(rows):
+            m.d.sync += is_top[r].eq(self.active_rows == r + 1)
         for j in range(cols):
             col = [pes[r][j] for r in range(rows)]
             wiring.connect(m, wiring.flipped(self.psum_in[j]), col[0].psum_in)
+            # Between two rows of a large array, a skid buffer: a row's psum_out.ready is
+            # then a flip-flop, not the row above's ready, so no ready path runs down a
+            # column (one that would grow with the rows). A word passes straight through
+            # while the buffer is empty: the same cycles while the row above takes what it
+            # is offered.
+            above_ready = []
             for r in range(1, rows):
-                m.d.comb += [col[r].psum_in.payload.eq(col[r - 1].psum_out.payload),
-                             col[r].psum_in.valid.eq(col[r - 1].psum_out.valid)]
+                lo, hi = col[r - 1].psum_out, col[r].psum_in
+                if not regd:
+                    m.d.comb += [hi.payload.eq(lo.payload), hi.valid.eq(lo.valid)]
+                    above_ready.append(hi.ready)
+                    continue
+                sk = m.submodules[f"psum_skid_{r}_{j}"] = SkidBuffer(lo.payload.shape())
+                # (the top row's words leave on the column's output, not upwards)
+                m.d.comb += [sk.i.valid.eq(lo.valid & ~is_top[r - 1]),
+                             sk.i.payload.eq(lo.payload)]
+                wiring.connect(m, sk.o, hi)
+                above_ready.append(sk.i.ready)
             for r in range(rows):
-                above = col[r + 1].psum_in.ready if r + 1 < rows else Const(0)
+                above = above_ready[r] if r + 1 < rows else Const(0)
                 m.d.comb += col[r].psum_out.ready.eq(
-                    Mux(top == r, self.psum_out[j].ready, above))
+                    Mux(is_top[r], self.psum_out[j].ready, above))
             m.d.comb += [
-                self.psum_out[j].payload.eq(Array(pe.psum_out.payload for pe in col)[top]),
-                self.psum_out[j].valid.eq(Array(pe.psum_out.valid for pe in col)[top]),
+                self.psum_out[j].payload.eq(functools.reduce(operator.or_, [
+                    Mux(is_top[r], col[r].psum_out.payload, 0) for r in range(rows)])),
+                self.psum_out[j].valid.eq(Cat(*[is_top[r] & col[r].psum_out.valid
+                                                for r in range(rows)]).any()),
             ]
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------

@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from .descriptor import DATAFLOW_CODES, DescError, descriptor_layout
 from .params import AcceleratorParams
-from .pe import MAX_ROW_WIDTH
+from .pe import MAX_ROW_WIDTH, MAX_STRIDE
 
 __all__ = ["DescriptorCheck", "CHECK_CYCLES", "derived_layout"]
 
@@ -71,6 +71,10 @@ def derived_layout(params: AcceleratorParams) -> data.StructLayout:
         "pf":       _bits(p.psum_buf_depth),        # filters x out_width
         "s_stride": _bits(p.glb_words),             # chans x ch_words
         "glb_lo":   _bits(p.glb_words),             # row_lo x row_words
+        # the PEs' ifmap ring (see below): window columns, words, step mod ring words
+        "ring_cols":  _bits(p.ifmap_spad_depth),
+        "ring_words": _bits(p.ifmap_spad_depth),
+        "step_words": _bits(p.ifmap_spad_depth),
     })
 
 
@@ -222,6 +226,21 @@ class DescriptorCheck(wiring.Component):
                     elif k >= 2:
                         steps[ORDER[k - 2]][1]()
         m.d.sync += [out.ws.eq(ws), out.os.eq(os_), out.padded.eq(padded)]
+
+        # Ring geometry, from pe_q (kept in cycle 2) and the stride: as many window columns
+        # as the ifmap scratchpad holds, and the ring step (stride*q) mod (ring_cols*q) =
+        # q * (stride mod ring_cols). A table over the legal q and strides (no multiplier or
+        # division), registered: valid long before ``done``, and held with ``derived``.
+        D = p.ifmap_spad_depth
+        with m.Switch(out.pe_q):
+            for q in range(1, D + 1):
+                with m.Case(q):
+                    rc = D // q
+                    m.d.sync += [out.ring_cols.eq(rc), out.ring_words.eq(rc * q)]
+                    with m.Switch(dl.stride):
+                        for st in range(1, MAX_STRIDE + 1):
+                            with m.Case(st):
+                                m.d.sync += out.step_words.eq(q * (st % rc))
 
         # ---- the verdict: the first failed rule --------------------------------------------
         for e in reversed(PRIORITY):              # the last assignment (the first rule) wins

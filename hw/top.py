@@ -400,26 +400,9 @@ class Accelerator(wiring.Component):
         ]
         if "os" in p.dataflows:
             m.d.comb += array.fold.eq(Mux(is_os, d.filt_rows, 1))
-        # Ring geometry: as many window columns as the ifmap scratchpad holds, and the ring
-        # step (stride*q) mod (ring_cols*q) = q * (stride mod ring_cols). All three depend only
-        # on the (small) channel count q and the stride, so they are a table over the legal
-        # values (a few LUT levels; no multiplier or division in the path), registered: the
-        # descriptor is in place during set-up, the PEs start a cycle later.
-        D = p.ifmap_spad_depth
-        ring_cols = Signal(range(D + 1))
-        ring_words = Signal(range(D + 1))
-        step_mod = Signal(range(D + 1))
-        with m.Switch(pe_q):
-            for q in range(1, D + 1):
-                with m.Case(q):
-                    rc = D // q
-                    m.d.sync += [ring_cols.eq(rc), ring_words.eq(rc * q)]
-                    with m.Switch(d.stride):
-                        for st in range(1, MAX_STRIDE + 1):
-                            with m.Case(st):
-                                m.d.sync += step_mod.eq(q * (st % rc))
-        m.d.comb += [pe_cfg.ring_cols.eq(ring_cols), pe_cfg.ring_words.eq(ring_words),
-                     pe_cfg.step_words.eq(step_mod)]
+        # the ifmap ring's geometry: from the descriptor check, with the pass's other values
+        m.d.comb += [pe_cfg.ring_cols.eq(xd.ring_cols), pe_cfg.ring_words.eq(xd.ring_words),
+                     pe_cfg.step_words.eq(xd.step_words)]
 
         # ---- filter loader: GLB[filt_glb + n] -> filter network -------------------------
         # RS, WS: one block per pass (FLOAD). OS: the block again for every further output

@@ -10,6 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from gen.mapper import map_layer
+from gen.perf import ring_cols
 from gen.program import pass_plan
 from gen.workload import parse_layer
 from hw.check import CHECK_CYCLES, PRIORITY, DescriptorCheck
@@ -65,11 +66,18 @@ def refilter(rng, d: PassDescriptor, params) -> PassDescriptor:
     return dataclasses.replace(d, filt_words=d.filter_groups(params) * d.pqs)
 
 
-def expected_derived(d: PassDescriptor) -> dict:
+def expected_derived(d: PassDescriptor, params) -> dict:
     return dict(ws=int(d.is_ws), os=int(d.is_os), pe_q=d.pe_chans, qs=d.pe_chans * d.taps,
                 pqs=d.pqs, act_rows=d.active_rows, padded=d.padded_width,
                 pf=d.filters * d.out_width, s_stride=d.chans * d.ch_words,
-                glb_lo=d.row_lo * d.row_words)
+                glb_lo=d.row_lo * d.row_words, **ring(d, params.ifmap_spad_depth))
+
+
+def ring(d: PassDescriptor, depth: int) -> dict:
+    """The PEs' ifmap ring, as gen.perf models it (the check derives it from a table)."""
+    q = d.pe_chans
+    cols = ring_cols(q, depth)
+    return dict(ring_cols=cols, ring_words=cols * q, step_words=q * (d.stride % cols))
 
 
 @pytest.mark.parametrize("name", PARAMS)
@@ -98,8 +106,8 @@ def test_check_matches_the_mapper(name):
             assert got == want, (i, d, why)
             if want == DescError.NONE:
                 derived = {f: ctx.get(getattr(dut.derived, f))
-                           for f in expected_derived(d)}
-                assert derived == expected_derived(d), (i, d)
+                           for f in expected_derived(d, params)}
+                assert derived == expected_derived(d, params), (i, d)
             await ctx.tick()
             ctx.set(dut.run, 0)              # a cycle out of CHECK restarts the engine
             await ctx.tick()
