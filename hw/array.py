@@ -275,11 +275,10 @@ class PEArray(wiring.Component):
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
             go = Signal()
-            m.d.comb += go.eq(Cat(*[~(row_on[r] & col_on[j]) | pes[r][j].can_issue
-                                    for r in range(rows) for j in range(cols)]).all())
+            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
             for r in range(rows):
                 for j in range(cols):
-                    m.d.comb += pes[r][j].go.eq(go)
+                    m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):

@@ -42,8 +42,9 @@ Modes (``cfg.mode``; hardware for a mode exists only when the PE is built with i
   in RS, but no product is accumulated here: each MAC slot's product (0 when gated) leaves on
   ``product`` (valid in ``product_valid``) the cycle after its multiply, and the psum
   scratchpad and output FIFO are not used. A slot issues only while ``go`` is high: the array
-  raises it when every active PE has ``can_issue``, so all PEs issue the same slot in the same
-  cycle and the array can add their products (the weights stay, the psums move).
+  raises it when every PE has ``can_issue`` (high in a PE whose ``active`` is low: one the
+  pass does not use), so all PEs issue the same slot in the same cycle and the array can add
+  their products (the weights stay, the psums move).
 * ``MODE_OS`` (2, output-stationary) -- as RS (psums stay in the psum scratchpad until the
   output is complete, then leave once), but the filters are not kept across outputs: after the
   last slot of each output column but the last, the PE goes back to loading and takes the next
@@ -238,7 +239,7 @@ class PE(wiring.Component):
             "events":   Out(data.StructLayout({n: unsigned(1) for n in PE_COUNTERS})),
         }
         if ws or os:
-            ports.update(go=In(1), can_issue=Out(1))
+            ports.update(go=In(1), can_issue=Out(1), active=In(1))
         if ws:
             ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
         if counters:
@@ -426,8 +427,9 @@ class PE(wiring.Component):
         if self._ws or self._os:
             # WS, OS: slots issue in lockstep across the array (go = all active PEs ready)
             can = can_q if rr else ready & ~stall
-            m.d.comb += [self.can_issue.eq(can),
-                         issue.eq(can & (self.go | ~(is_ws | is_os)))]
+            m.d.comb += issue.eq(can & (self.go | ~(is_ws | is_os)))
+            if not rr:
+                m.d.comb += self.can_issue.eq(can | ~self.active)
         else:
             m.d.comb += issue.eq(ready & ~stall)
         first_f = f == 0
@@ -513,8 +515,13 @@ class PE(wiring.Component):
                 fills = Signal()
                 m.d.comb += fills.eq(out_fifo.level + push == self._out_fifo_depth)
                 stall_n = ~out_fifo.r_en & Mux(stall, 1, v1 & last1 & ~is_ws & fills)
-                m.d.sync += can_q.eq(in_run_n & ~stall_n &
-                                     Mux(row_reset, rdy_reset, Mux(start_ev, 0, rdy_sel)))
+                can_n = in_run_n & ~stall_n & Mux(row_reset, rdy_reset,
+                                                  Mux(start_ev, 0, rdy_sel))
+                # ``can_issue`` has a flip-flop of its own with ``active`` in it, so the
+                # array's AND over its PEs takes flip-flops only (4 per LUT)
+                can_out = Signal()
+                m.d.sync += [can_q.eq(can_n), can_out.eq(can_n | ~self.active)]
+                m.d.comb += self.can_issue.eq(can_out)
 
         # ---- multiply ----------------------------------------------------------------------
         with m.If(~stall):

@@ -56,6 +56,7 @@ from .descriptor import ADDR_BITS, COUNT_BITS, DescError, descriptor_layout
 from .params import AcceleratorParams
 from .pe import MAX_STRIDE
 from .rlc import RLCDecoder, RLCEncoder
+from .skid import SkidBuffer
 
 __all__ = ["Accelerator", "TOP_COUNTERS", "built_counters", "dma_request_layout"]
 
@@ -188,12 +189,21 @@ class Accelerator(wiring.Component):
         # Every event is registered before it is added (the logic that decides it and the
         # counter's carry chain are not one path), so it reaches the counter a cycle late;
         # ``busy`` falls a cycle after the last pass for that. A one-bit event may be counted
-        # in several places: the last count() of a counter in a cycle wins.
+        # in several places: the last count() of a counter in a cycle wins. Several one-bit
+        # events of a cycle (a list) are registered one by one and added up after their
+        # registers, so the logic deciding each ends at its own flip-flop.
         inc = {}
         one = {}
 
         def count(name, amount):
             if name not in cnt:
+                return
+            if isinstance(amount, list):
+                assert name not in inc and name not in one, name
+                regs = [Signal(name=f"cnt_{name}_ev{i}") for i in range(len(amount))]
+                m.d.sync += [reg.eq(bit) for reg, bit in zip(regs, amount)]
+                inc[name] = _count_bits(regs)
+                m.d.sync += cnt[name].eq(cnt[name] + inc[name])
                 return
             amount = Value.cast(amount)
             if len(amount) == 1:
@@ -263,6 +273,13 @@ class Accelerator(wiring.Component):
         pp_qs_m1 = per_pass(qs - 1, "qs_m1")
 
         # ---- DMA read engine: one burst (dram addr, len) into the GLB at glb_dst -------
+        # Designs built for speed take the read data through a skid buffer: the port's
+        # ready is then a flip-flop, not the RLC decoder's logic (same cycles inside).
+        rdd = self.rd_data
+        if fast:
+            m.submodules.rd_skid = rd_skid = SkidBuffer(unsigned(p.dram_width))
+            wiring.connect(m, wiring.flipped(self.rd_data), rd_skid.i)
+            rdd = rd_skid.o
         rd_go = Signal()                     # pulse: start the burst go_addr/go_len/go_dst
         go_addr = Signal(ADDR_BITS)
         go_len = Signal(COUNT_BITS)
@@ -294,32 +311,32 @@ class Accelerator(wiring.Component):
         dec_take = Signal()                  # mode 2: the decoder (or the drain) takes a beat
         with m.If(rd_go):
             m.d.sync += [rd_mode.eq(go_mode), rd_first.eq(1)]
-        idx_lanes = Array(self.rd_data.payload[16 * e:16 * (e + 1)] for e in range(n_idx))
+        idx_lanes = Array(rdd.payload[16 * e:16 * (e + 1)] for e in range(n_idx))
         with m.If(rd_busy & rd_phase):
             with m.Switch(rd_mode):
                 with m.Case(0):
-                    m.d.comb += [self.rd_data.ready.eq(1),
+                    m.d.comb += [rdd.ready.eq(1),
                                  glb_w.addr.eq(rd_dst + Mux(lbuf, half, 0)),
-                                 glb_w.data.eq(self.rd_data.payload),
-                                 glb_w.en.eq(self.rd_data.valid)]
-                    with m.If(self.rd_data.valid):
+                                 glb_w.data.eq(rdd.payload),
+                                 glb_w.en.eq(rdd.valid)]
+                    with m.If(rdd.valid):
                         count("glb_writes", 1)
                 with m.Case(1):
-                    m.d.comb += self.rd_data.ready.eq(1)
-                    with m.If(self.rd_data.valid):
+                    m.d.comb += rdd.ready.eq(1)
+                    with m.If(rdd.valid):
                         m.d.sync += rd_first.eq(0)
                         with m.If(rd_first):
                             m.d.sync += idx_start.eq(idx_lanes[dl.in_lane_a])
                         with m.If(rd_left == 1):
                             m.d.sync += idx_end.eq(idx_lanes[dl.in_lane_b])
                 with m.Case(2):
-                    m.d.comb += self.rd_data.ready.eq(dec_take)
-            with m.If(self.rd_data.valid & self.rd_data.ready):
+                    m.d.comb += rdd.ready.eq(dec_take)
+            with m.If(rdd.valid & rdd.ready):
                 count("dram_read_words", 1)
                 m.d.sync += [rd_dst.eq(rd_dst + 1), rd_left.eq(rd_left - 1)]
                 with m.If(rd_left == 1):
                     m.d.sync += rd_busy.eq(0)
-            with m.Elif(~self.rd_data.valid & ((rd_mode != 2) | dec_take)):
+            with m.Elif(~rdd.valid & ((rd_mode != 2) | dec_take)):
                 count("dram_rd_stall", 1)
 
         # ---- RLC decoder and packer: compressed rows -> global-buffer words --------------
@@ -352,8 +369,8 @@ class Accelerator(wiring.Component):
             # flag stops a decoder that still wants words (a short burst) with an error.
             burst_on = rd_busy & rd_phase & (rd_mode == 2)
             m.d.comb += [
-                dec.i.valid.eq(Mux(burst_on, self.rd_data.valid & ~drain, in_rdata & ~rd_busy)),
-                dec.i.payload.eq(Mux(burst_on, self.rd_data.payload, 1 << (p.dram_width - 1))),
+                dec.i.valid.eq(Mux(burst_on, rdd.valid & ~drain, in_rdata & ~rd_busy)),
+                dec.i.payload.eq(Mux(burst_on, rdd.payload, 1 << (p.dram_width - 1))),
                 dec_take.eq(drain | dec.i.ready),
             ]
             with m.If(row_go):
@@ -362,7 +379,7 @@ class Accelerator(wiring.Component):
             starved = in_rdata & ~rd_busy & dec.i.valid & dec.i.ready
             with m.If(starved):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC)]
-            with m.If(dec_failed | (drain & burst_on & self.rd_data.valid)):
+            with m.If(dec_failed | (drain & burst_on & rdd.valid)):
                 # words that do not decode to the tile's rows: report, drain, go on
                 m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC),
                              rows_left.eq(0), v_left.eq(0)]
@@ -561,7 +578,7 @@ class Accelerator(wiring.Component):
         if glb_rf is not None:
             m.d.comb += [glb_rf.addr.eq(fl_a),
                          glb_rf.en.eq(fl_issue & is_os)]
-        count("glb_reads", fl_issue + (~fl_on_r & g_issue & ~g_zero))
+        count("glb_reads", [fl_issue, ~fl_on_r & g_issue & ~g_zero])
 
         with m.If(fl_issue):
             m.d.sync += [fl_n.eq(fl_n + 1), fl_a.eq(fl_a + 1), fl_out_g.eq(fl_g),
@@ -716,11 +733,11 @@ class Accelerator(wiring.Component):
             with m.If(xstate == _Exec.SETUP):
                 m.d.sync += [ws_f.eq(0), ws_k.eq(0), ws_base.eq(0)]
             ws_busy = array.ws_valid | rmw_valid | w_valid
-        count("psum_buf_writes", _count_bits([pb_w[j].en for j in range(cols)]))
+        count("psum_buf_writes", [pb_w[j].en for j in range(cols)])
         pin_reads = []
         for j in range(cols):
             pin_reads.append(pb_r[j].en & ~wb_active)
-        count("psum_buf_reads", _count_bits(pin_reads) + wb_ren)
+        count("psum_buf_reads", pin_reads + [wb_ren])
         writers_done = Cat(*[(wr_cnt[j] == pf) | ~col_on[j] for j in range(cols)]).all()
         writers_done = Mux(is_ws, ~ws_busy, writers_done)
 

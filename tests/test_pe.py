@@ -174,8 +174,10 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
 
     async def bench(ctx):
         for cfg in cfgs:
+            active = r.random() < 0.8          # (an inactive PE always lets the array issue)
             for pe in (twins.plain, twins.regd):
                 ctx.set(pe.cfg.as_value(), pe.pack_config(cfg))
+                ctx.set(pe.active, active)
             await ctx.tick()
             for pe in (twins.plain, twins.regd):
                 ctx.set(pe.start, 1)
