@@ -11,8 +11,9 @@ does not fit is a row saying what ran out, not an error. ``--timeout`` bounds ev
 Runs (``--runs`` picks some, default all but ``eyeriss``):
 
   tiny-ecp5, small-ecp5        the presets on ECP5-85F
-  a2x2-ecp5, a4x4-ecp5         2x2 and 4x4 PEs, 16-bit (the small preset's other parameters), at
-                               110 MHz: with small (6x7), how Fmax goes with the array's size
+  a2x2-ecp5, a4x4-ecp5,        2x2, 4x4 and 5x6 PEs, 16-bit (the small preset's other
+  a5x6-ecp5                    parameters), at 110 MHz: with small (6x7), how Fmax goes with
+                               the array's size
   big-ecp5, over-ecp5          8x8 and 8x9 PEs, 16-bit (small's other parameters), packed:
                                once the largest array found to fit ECP5-85F and one size up
                                (8x8 no longer fits since the registered networks; small does)
@@ -43,6 +44,7 @@ RUNS = {
     "small-ecp5": (_SMALL, "ecp5-85f", "route", None),
     "a2x2-ecp5": (_SMALL.replace(name="a2x2", rows=2, cols=2), "ecp5-85f", "route", 110),
     "a4x4-ecp5": (_SMALL.replace(name="a4x4", rows=4, cols=4), "ecp5-85f", "route", 110),
+    "a5x6-ecp5": (_SMALL.replace(name="a5x6", rows=5, cols=6), "ecp5-85f", "route", 110),
     "big-ecp5": (_SMALL.replace(name="big", rows=8, cols=8), "ecp5-85f", "pack", None),
     "over-ecp5": (_SMALL.replace(name="over", rows=8, cols=9), "ecp5-85f", "pack", None),
     "eyeriss-ecp5": (preset("eyeriss"), "ecp5-85f", "pack", None),

@@ -196,6 +196,9 @@ def _run(argv: list[str], cwd: Path, log: Path, what: str, timeout: float | None
                 raise FlowError(f"{what} did not finish within {timeout:.0f} s (log: {log})") \
                     from None
             raise
+    if proc.returncode < 0:              # stopped from outside: its last line is no reason
+        raise FlowError(f"{what} was stopped by {signal.Signals(-proc.returncode).name} "
+                        f"(log: {log})")
     if proc.returncode:
         raise FlowError(f"{what} failed: {_first_error(log)} (log: {log})")
 

@@ -193,6 +193,15 @@ def test_a_tool_timeout_stops_the_whole_build(tmp_path):
         pytest.fail("the script's child survived the timeout")
 
 
+def test_a_tool_stopped_from_outside_says_so(tmp_path):
+    """A tool killed by a signal (by hand, or by the machine) is reported as stopped, not
+    with its last output line as if that were an error."""
+    from gen.fpga import FlowError, _run
+    with pytest.raises(FlowError, match="nextpnr-ecp5 was stopped by SIGTERM"):
+        _run(["sh", "-c", "echo \"Warning: IO 'x' is unconstrained\"; kill -TERM $$"],
+             tmp_path, tmp_path / "log", "nextpnr-ecp5", 30)
+
+
 @pytest.mark.parametrize("style, lutram, bram", [("lut", True, False), ("block", False, True)])
 def test_filter_spad_ram_parameter_places_the_scratchpad(tmp_path, style, lutram, bram):
     """``filter_spad_ram`` decides where a PE's filter scratchpad goes on ECP5: LUT RAM
