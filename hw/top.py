@@ -54,7 +54,6 @@ from .array import PEArray
 from .check import DescriptorCheck
 from .descriptor import ADDR_BITS, COUNT_BITS, DescError, descriptor_layout
 from .params import AcceleratorParams
-from .pe import MAX_STRIDE
 from .rlc import RLCDecoder, RLCEncoder
 from .skid import SkidBuffer
 
