@@ -14,9 +14,10 @@ Cycle ``k`` of the check (``run`` high, ``k = 0 .. CHECK_CYCLES - 1``); product 
 
 * ``k = 0`` -- every rule term that needs no product (zero fields, ranges, lane counts);
   the operands of product 0 are selected;
-* ``k = 1 .. 15`` -- the operands of product ``k`` (``k <= 13``) are selected, the multiplier
-  forms product ``k - 1``, and product ``k - 2`` (registered) is compared on the one shared
-  comparator (``y - rhs``) and/or kept (``k >= 2``);
+* ``k = 1 .. 16`` -- the operands of product ``k`` (``k <= 13``) are selected, the multiplier
+  forms product ``k - 1`` and the right-hand side of its comparison is registered, product
+  ``k - 2`` (registered) is kept and compared on the one shared subtractor (``y - rhs``,
+  registered), and the rule of product ``k - 3`` is flagged from that difference;
 * ``k = CHECK_CYCLES - 1`` -- ``done``: ``err`` is the first failed rule in
   :class:`~hw.descriptor.DescError` order, and ``derived`` holds the pass's values.
 
@@ -43,9 +44,9 @@ PRIORITY = (DescError.DATAFLOW, DescError.TAPS, DescError.FILTERS, DescError.STR
             DescError.ROWS, DescError.COLS, DescError.WIDTH, DescError.GEOMETRY, DescError.GLB,
             DescError.PSUM_BUF, DescError.WRITEBACK, DescError.RLC)
 
-#: Cycles the loader spends in ``CHECK`` per descriptor (14 products two cycles deep, the
-#: verdict).
-CHECK_CYCLES = 17
+#: Cycles the loader spends in ``CHECK`` per descriptor (14 products, each compared three
+#: cycles after its operands, the verdict).
+CHECK_CYCLES = 18
 
 #: The order the steps (numbered as in ``DescriptorCheck.elaborate``) go through the
 #: multiplier: a step using another's product (qs after pe_q, pqs after qs) comes two
@@ -152,79 +153,83 @@ class DescriptorCheck(wiring.Component):
         # y != rhs; each step drives ``rhs`` (a field, a constant or a small difference).
         rw = max(_bits(MAX_ROW_WIDTH), _bits(p.glb_words), _bits(p.psum_buf_depth),
                  _bits(p.filter_spad_depth), _bits(p.ifmap_spad_depth), _bits(p.rows)) + 1
+        # Pipelined: ``rhs`` is registered the cycle before its product arrives, the difference
+        # the cycle the product is in ``y``, and the rule's flag is set a cycle later, so no
+        # multiplexer, subtractor and flag logic stand in series.
         rhs = Signal(signed(rw))
+        rhs_q = Signal(signed(rw))
         diff = Signal(signed(max(len(y), rw) + 1))
-        m.d.comb += diff.eq(y - rhs)
+        m.d.sync += [rhs_q.eq(rhs), diff.eq(y - rhs_q)]
         rel = {"gt": diff > 0, "lt": diff < 0, "ne": diff != 0}
 
-        def cmp(e, how, value):
+        def cmp_rhs(value):
             m.d.comb += rhs.eq(value)
+
+        def cmp(e, how):
             flag(e, rel[how])
 
         # Each step: its operands (selected in its cycle of ORDER) and what is done with its
         # product two cycles later (``y`` holds it then).
+        # step: (operands, its comparison (rule, how, right-hand side) or None, what is kept of
+        # its product)
         steps = [
             # 0: pe_q = chans (x filt_rows in OS)
-            ((dl.chans, Mux(os_, dl.filt_rows, 1)),
+            ((dl.chans, Mux(os_, dl.filt_rows, 1)), None,
              lambda: keep(out.pe_q.eq(y))),
             # 1: qs = pe_q x taps  (y = pe_q)
-            ((y, dl.taps),
-             lambda: (cmp(DescError.TAPS, "gt", p.ifmap_spad_depth),
-                      keep(out.qs.eq(y)))),
+            ((y, dl.taps), (DescError.TAPS, "gt", p.ifmap_spad_depth),
+             lambda: keep(out.qs.eq(y))),
             # 2: pqs = filters x qs  (qs fits 16 bits once TAPS passed)
-            ((y, dl.filters),
-             lambda: (cmp(DescError.FILTERS, "gt", p.filter_spad_depth),
-                      keep(out.pqs.eq(y)))),
+            ((y, dl.filters), (DescError.FILTERS, "gt", p.filter_spad_depth),
+             lambda: keep(out.pqs.eq(y))),
             # 3: active rows = vgroups (x filt_rows unless OS)
-            ((dl.vgroups, Mux(os_, 1, dl.filt_rows)),
-             lambda: (cmp(DescError.ROWS, "gt", p.rows),
-                      keep(out.act_rows.eq(y)))),
+            ((dl.vgroups, Mux(os_, 1, dl.filt_rows)), (DescError.ROWS, "gt", p.rows),
+             lambda: keep(out.act_rows.eq(y))),
             # 4: (out_width - 1) x stride: the last window must end inside the padded row
-            ((dl.out_width - 1, dl.stride),
-             lambda: cmp(DescError.WIDTH, "gt", padded - dl.taps)),
+            ((dl.out_width - 1, dl.stride), (DescError.WIDTH, "gt", padded - dl.taps), None),
             # 5: (ncols - 1) x stride + filt_rows must be nrows
-            ((dl.ncols - 1, dl.stride),
-             lambda: cmp(DescError.GEOMETRY, "ne", dl.nrows - dl.filt_rows)),
+            ((dl.ncols - 1, dl.stride), (DescError.GEOMETRY, "ne", dl.nrows - dl.filt_rows),
+             None),
             # 6: vgroups x chans bounds the valid channels
-            ((dl.vgroups, dl.chans),
-             lambda: (cmp(DescError.GEOMETRY, "lt", dl.nch_valid),
-                      keep(vc.eq(y)))),
+            ((dl.vgroups, dl.chans), (DescError.GEOMETRY, "lt", dl.nch_valid),
+             lambda: keep(vc.eq(y))),
             # 7: ch_words = nrows x row_words
-            ((dl.nrows, dl.row_words),
-             lambda: cmp(DescError.GEOMETRY, "ne", dl.ch_words)),
+            ((dl.nrows, dl.row_words), (DescError.GEOMETRY, "ne", dl.ch_words), None),
             # 8: in_burst = (row_hi - row_lo) x row_words
-            ((dl.row_hi - dl.row_lo, dl.row_words),
-             lambda: cmp(DescError.GEOMETRY, "ne", dl.in_burst)),
+            ((dl.row_hi - dl.row_lo, dl.row_words), (DescError.GEOMETRY, "ne", dl.in_burst),
+             None),
             # 9: filt_words = filter groups x pqs  (pqs, act bounded once FILTERS, ROWS passed)
-            ((out.pqs, f_groups),
-             lambda: cmp(DescError.GLB, "ne", dl.filt_words)),
+            ((out.pqs, f_groups), (DescError.GLB, "ne", dl.filt_words), None),
             # 10: the ifmap tile, vgroups x chans x ch_words, ends before the filter block
-            ((vc, dl.ch_words),
-             lambda: cmp(DescError.GLB, "gt", dl.filt_glb)),
+            ((vc, dl.ch_words), (DescError.GLB, "gt", dl.filt_glb), None),
             # 11: pf = filters x out_width fits a column's psum buffer
-            ((dl.out_width, dl.filters),
-             lambda: (cmp(DescError.PSUM_BUF, "gt", p.psum_buf_depth),
-                      keep(out.pf.eq(y)))),
+            ((dl.out_width, dl.filters), (DescError.PSUM_BUF, "gt", p.psum_buf_depth),
+             lambda: keep(out.pf.eq(y))),
             # 12: s_stride = chans x ch_words (the executor's channel-group step)
-            ((dl.chans, dl.ch_words),
-             lambda: keep(out.s_stride.eq(y))),
+            ((dl.chans, dl.ch_words), None, lambda: keep(out.s_stride.eq(y))),
             # 13: glb_lo = row_lo x row_words (the first ifmap row's global-buffer offset)
-            ((dl.row_lo, dl.row_words),
-             lambda: keep(out.glb_lo.eq(y))),
+            ((dl.row_lo, dl.row_words), None, lambda: keep(out.glb_lo.eq(y))),
         ]
         assert sorted(ORDER) == list(range(len(steps)))
-        assert len(steps) + 3 == CHECK_CYCLES
+        assert len(steps) + 4 == CHECK_CYCLES
 
+        # cycle k: operands of step ORDER[k]; rhs of step ORDER[k - 1] (its product is in
+        # ``y`` next cycle); step ORDER[k - 2]'s product kept; step ORDER[k - 3]'s rule flagged
         with m.Switch(ck):
             for k in range(CHECK_CYCLES - 1):
                 with m.Case(k):
                     if k < len(steps):
-                        (av, bv), _ = steps[ORDER[k]]
+                        (av, bv), _, _ = steps[ORDER[k]]
                         m.d.comb += [a.eq(av), b.eq(bv)]
                     if k == 0:
                         self._base_terms(m, fail, ws, os_, padded, half, n_idx, has_rlc)
-                    elif k >= 2:
-                        steps[ORDER[k - 2]][1]()
+                    if 1 <= k <= len(steps) and steps[ORDER[k - 1]][1] is not None:
+                        cmp_rhs(steps[ORDER[k - 1]][1][2])
+                    if 2 <= k <= len(steps) + 1 and steps[ORDER[k - 2]][2] is not None:
+                        steps[ORDER[k - 2]][2]()
+                    if 3 <= k <= len(steps) + 2 and steps[ORDER[k - 3]][1] is not None:
+                        e, how, _ = steps[ORDER[k - 3]][1]
+                        cmp(e, how)
         m.d.sync += [out.ws.eq(ws), out.os.eq(os_), out.padded.eq(padded)]
 
         # Ring geometry, from pe_q (kept in cycle 2) and the stride: as many window columns

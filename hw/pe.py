@@ -312,7 +312,8 @@ class PE(wiring.Component):
 
         phase = Signal(_Phase)
         phase_n = Signal(_Phase)        # next phase (the registered handshakes look at it)
-        m.d.comb += phase_n.eq(phase)
+        phase_n0 = Signal(_Phase)       # the same but for an OS filter reload after a slot
+        m.d.comb += [phase_n0.eq(phase), phase_n.eq(phase_n0)]
         m.d.sync += phase.eq(phase_n)
         row = Signal.like(cfg.rows)
         fw_addr = Signal(range(self._filter_depth + 1))
@@ -325,7 +326,7 @@ class PE(wiring.Component):
         x = Signal(range(MAX_ROW_WIDTH + 2))        # output column being issued
         # x*stride + ring_cols and x*stride + taps, kept incrementally (no adder before the
         # comparators of the ifmap handshake and the issue condition)
-        xs_ring = Signal(range(MAX_ROW_WIDTH + MAX_STRIDE + self._ifmap_depth + 2))
+        xs_ring = Signal(range(MAX_ROW_WIDTH + 2 * MAX_STRIDE + self._ifmap_depth + 2))
         xs_taps = Signal.like(xs_ring)
         base = Signal(range(self._ifmap_depth + 1))  # ring address of the window start
         k = Signal(range(self._ifmap_depth + 1))     # window index (s*q + c)
@@ -343,6 +344,16 @@ class PE(wiring.Component):
 
         x_all_issued = Signal()
         m.d.comb += x_all_issued.eq(x == cfg.out_width)
+        # With ``registered_ready``: the next values of the counters the handshakes compare
+        # (wcol + 1, xs_* + stride) and the "last filter / last window word" flags live in
+        # flip-flops of their own, so every comparator of the next-cycle handshakes starts at
+        # flip-flops and the late issue decision (``go``) only selects among their results
+        # (Yosys would otherwise fold the selection into the adders in front of them).
+        wcol1 = Signal.like(wcol, init=1)
+        xs_ring1 = Signal.like(xs_ring)
+        xs_taps1 = Signal.like(xs_ring)
+        last_f_q = Signal()
+        last_k_q = Signal()
         row_done = Signal()
         m.d.comb += row_done.eq(x_all_issued & (wcol == cfg.width))
 
@@ -366,9 +377,14 @@ class PE(wiring.Component):
         with m.Switch(phase):
             with m.Case(_Phase.IDLE):
                 with m.If(self.start):
-                    m.d.comb += phase_n.eq(_Phase.LOAD)
+                    m.d.comb += phase_n0.eq(_Phase.LOAD)
                     m.d.sync += [fw_addr.eq(0), row.eq(0),
                                  xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps)]
+                    if rr:
+                        m.d.sync += [xs_ring1.eq(cfg.ring_cols + cfg.stride),
+                                     xs_taps1.eq(cfg.taps + cfg.stride),
+                                     last_f_q.eq(cfg.filters == 1),
+                                     last_k_q.eq(cfg.window_words == 1)]
             with m.Case(_Phase.LOAD):
                 m.d.comb += [
                     self.filter.ready.eq(1),
@@ -380,18 +396,24 @@ class PE(wiring.Component):
                 with m.If(self.filter.valid):
                     m.d.sync += fw_addr.eq(fw_addr + 1)
                     with m.If(fw_addr == filter_words_m1):
-                        m.d.comb += phase_n.eq(_Phase.RUN)
+                        m.d.comb += phase_n0.eq(_Phase.RUN)
             with m.Case(_Phase.RUN):
                 with m.If(row_done):
                     m.d.sync += [row.eq(row + 1), wcol.eq(0), wch.eq(0), wr_addr.eq(0),
                                  x.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
                                  xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps),
                                  f.eq(0), f_addr.eq(0)]
+                    if rr:
+                        m.d.sync += [wcol1.eq(1),
+                                     xs_ring1.eq(cfg.ring_cols + cfg.stride),
+                                     xs_taps1.eq(cfg.taps + cfg.stride),
+                                     last_f_q.eq(filters_m1 == 0),
+                                     last_k_q.eq(window_words_m1 == 0)]
                     with m.If(row == rows_m1):
-                        m.d.comb += phase_n.eq(_Phase.DRAIN)
+                        m.d.comb += phase_n0.eq(_Phase.DRAIN)
             with m.Case(_Phase.DRAIN):
                 with m.If(~v1 & ~v2 & ~out_fifo.r_rdy & ~self.psum_out.valid):
-                    m.d.comb += phase_n.eq(_Phase.IDLE)
+                    m.d.comb += phase_n0.eq(_Phase.IDLE)
 
         m.d.comb += self.busy.eq(phase != _Phase.IDLE)
 
@@ -416,6 +438,8 @@ class PE(wiring.Component):
             m.d.sync += wr_addr.eq(Mux(wr_addr == ring_words_m1, 0, wr_addr + 1))
             with m.If(wch == channels_m1):
                 m.d.sync += [wch.eq(0), wcol.eq(wcol + 1)]
+                if rr:
+                    m.d.sync += wcol1.eq(wcol1 + 1)
             with m.Else():
                 m.d.sync += wch.eq(wch + 1)
 
@@ -444,22 +468,33 @@ class PE(wiring.Component):
         count("filter_reads", issue & ~zero0)
         count("macs", issue & ~zero0)
         count("gated_macs", issue & zero0)
-        last_f = f == filters_m1
-        last_k = k == window_words_m1
+        last_f = last_f_q if rr else f == filters_m1
+        last_k = last_k_q if rr else k == window_words_m1
         with m.If(issue):
             with m.If(~last_f):
                 m.d.sync += [f.eq(f + 1), f_addr.eq(f_addr + cfg.window_words)]
+                if rr:
+                    m.d.sync += last_f_q.eq(f + 1 == filters_m1)
             with m.Else():
                 m.d.sync += [f.eq(0), f_addr.eq(k + 1), k.eq(k + 1),
                              rd_addr.eq(Mux(rd_addr == ring_words_m1, 0, rd_addr + 1))]
+                if rr:
+                    m.d.sync += [last_f_q.eq(filters_m1 == 0),
+                                 last_k_q.eq(k + 1 == window_words_m1)]
                 with m.If(last_k):
                     next_base = base + cfg.step_words
                     wrapped = Mux(next_base >= cfg.ring_words, next_base - cfg.ring_words,
                                   next_base)
                     m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1),
-                                 xs_ring.eq(xs_ring + cfg.stride),
-                                 xs_taps.eq(xs_taps + cfg.stride),
                                  base.eq(wrapped), rd_addr.eq(wrapped)]
+                    if rr:
+                        m.d.sync += [xs_ring.eq(xs_ring1), xs_taps.eq(xs_taps1),
+                                     xs_ring1.eq(xs_ring1 + cfg.stride),
+                                     xs_taps1.eq(xs_taps1 + cfg.stride),
+                                     last_k_q.eq(window_words_m1 == 0)]
+                    else:
+                        m.d.sync += [xs_ring.eq(xs_ring + cfg.stride),
+                                     xs_taps.eq(xs_taps + cfg.stride)]
                     with m.If(is_os & (x != out_width_m1)):
                         # OS: the filters served this output only; load them again
                         m.d.comb += phase_n.eq(_Phase.LOAD)
@@ -481,10 +516,10 @@ class PE(wiring.Component):
             sx = issue & last_f & last_k                   # x + 1, xs_* + stride
             row_reset = in_run & row_done                  # everything back to column 0
             start_ev = (phase == _Phase.IDLE) & self.start
-            wcol_a = [wcol, wcol + 1]
+            wcol_a = [wcol, wcol1]
             x_end = [x_all_issued, x == out_width_m1]
-            ring_b = [xs_ring, xs_ring + cfg.stride]
-            taps_b = [xs_taps, xs_taps + cfg.stride]
+            ring_b = [xs_ring, xs_ring1]
+            taps_b = [xs_taps, xs_taps1]
             acc_ab = [[Signal(name=f"acc_next_{a}{b}") for b in range(2)] for a in range(2)]
             rdy_ab = [[Signal(name=f"rdy_next_{a}{b}") for b in range(2)] for a in range(2)]
             for a in range(2):
@@ -494,19 +529,28 @@ class PE(wiring.Component):
                                         (x_end[b] | (wcol_a[a] < ring_b[b]))),
                         rdy_ab[a][b].eq(~x_end[b] & (wcol_a[a] >= taps_b[b])),
                     ]
-            acc_sel = Mux(cw, Mux(sx, acc_ab[1][1], acc_ab[1][0]),
-                          Mux(sx, acc_ab[0][1], acc_ab[0][0]))
-            rdy_sel = Mux(cw, Mux(sx, rdy_ab[1][1], rdy_ab[1][0]),
-                          Mux(sx, rdy_ab[0][1], rdy_ab[0][0]))
+            # the next values for this cycle's slot not completing an output step (sx = 0)
+            # and completing one (sx = 1: the PE is running, no row ends and none starts; an
+            # OS PE goes on to reload its filters unless that was the row's last output);
+            # each pair is kept apart from the late ``sx`` (``keep``), which chooses between
+            # them in the flip-flops' last LUT
+            acc_sel = [Mux(cw, acc_ab[1][b], acc_ab[0][b]) for b in range(2)]
+            rdy_sel = [Mux(cw, rdy_ab[1][b], rdy_ab[0][b]) for b in range(2)]
             # after a row: column 0, output 0, the ring's first columns
             acc_reset = (cfg.width != 0) & ((cfg.out_width == 0) | (cfg.ring_cols != 0))
             rdy_reset = (cfg.out_width != 0) & (cfg.taps == 0)
             # at start: no word and no slot this cycle, the ring's first columns
             acc_start = (wcol != cfg.width) & (x_all_issued | (wcol < cfg.ring_cols))
-            in_run_n = phase_n == _Phase.RUN
-            in_ring_n = in_run_n | (is_os & (phase_n == _Phase.LOAD))
-            m.d.sync += acc_q.eq(in_ring_n & Mux(row_reset, acc_reset,
-                                                 Mux(start_ev, acc_start, acc_sel)))
+            in_run_n0 = phase_n0 == _Phase.RUN
+            in_ring_n0 = in_run_n0 | (is_os & (phase_n0 == _Phase.LOAD))
+            in_run_n1 = ~(is_os & (x != out_width_m1))
+            acc_n = [Signal(name=f"acc_n{b}", attrs={"keep": 1}) for b in range(2)]
+            m.d.comb += [
+                acc_n[0].eq(in_ring_n0 & Mux(row_reset, acc_reset,
+                                             Mux(start_ev, acc_start, acc_sel[0]))),
+                acc_n[1].eq(acc_sel[1]),
+            ]
+            m.d.sync += acc_q.eq(Mux(sx, acc_n[1], acc_n[0]))
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise
                 # the slot now in multiply stalls next if it is a last one and the FIFO will
@@ -515,12 +559,17 @@ class PE(wiring.Component):
                 fills = Signal()
                 m.d.comb += fills.eq(out_fifo.level + push == self._out_fifo_depth)
                 stall_n = ~out_fifo.r_en & Mux(stall, 1, v1 & last1 & ~is_ws & fills)
-                can_n = in_run_n & ~stall_n & Mux(row_reset, rdy_reset,
-                                                  Mux(start_ev, 0, rdy_sel))
+                can_n = [Signal(name=f"can_n{b}", attrs={"keep": 1}) for b in range(2)]
+                m.d.comb += [
+                    can_n[0].eq(in_run_n0 & ~stall_n & Mux(row_reset, rdy_reset,
+                                                           Mux(start_ev, 0, rdy_sel[0]))),
+                    can_n[1].eq(in_run_n1 & ~stall_n & rdy_sel[1]),
+                ]
                 # ``can_issue`` has a flip-flop of its own with ``active`` in it, so the
                 # array's AND over its PEs takes flip-flops only (4 per LUT)
                 can_out = Signal()
-                m.d.sync += [can_q.eq(can_n), can_out.eq(can_n | ~self.active)]
+                m.d.sync += [can_q.eq(Mux(sx, can_n[1], can_n[0])),
+                             can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
                 m.d.comb += self.can_issue.eq(can_out)
 
         # ---- multiply ----------------------------------------------------------------------
