@@ -244,7 +244,8 @@ class RLCDecoder(_RLCBase):
 
         out_free = ~self.o.valid | self.o.ready
         step = running & have_word & ~empty & out_free
-        in_run = zeros != run
+        # ``zeros != run`` as a flip-flop, set wherever zeros or the pair change
+        in_run = Signal()
         last = rem_one
         word_done = step & ~in_run & ~last & (slot == per_word - 1)
         fetch = running & (~have_word | (word_done & ~flag & ~pad_nz))
@@ -264,11 +265,11 @@ class RLCDecoder(_RLCBase):
                 rem_one.eq(remaining == 2),
             ]
             with m.If(in_run):
-                m.d.sync += zeros.eq(zeros + 1)
+                m.d.sync += [zeros.eq(zeros + 1), in_run.eq(zeros + 1 != run)]
                 with m.If(last):
                     m.d.sync += stop(1)           # the run overshoots count
             with m.Else():
-                m.d.sync += zeros.eq(0)
+                m.d.sync += [zeros.eq(0), in_run.eq(run != 0)]
                 with m.If(last):
                     m.d.sync += stop(~flag | (later_slots != 0) | (padding != 0))
                 with m.Elif(slot == per_word - 1):
@@ -277,8 +278,8 @@ class RLCDecoder(_RLCBase):
                     with m.Else():
                         m.d.sync += [have_word.eq(0), slot.eq(0)]
                 with m.Else():
-                    m.d.sync += [slot.eq(slot + 1),
-                                 pair.eq(Array(fields + [fields[-1]])[slot + 1])]
+                    nxt = Array(fields + [fields[-1]])[slot + 1]
+                    m.d.sync += [slot.eq(slot + 1), pair.eq(nxt), in_run.eq(nxt[:rb] != 0)]
 
         with m.If(running & have_word & empty):
             m.d.sync += stop(word != (1 << (self._wb - 1)))
@@ -286,6 +287,7 @@ class RLCDecoder(_RLCBase):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [word.eq(self.i.payload), have_word.eq(1), slot.eq(0), zeros.eq(0),
                          pair.eq(self.i.payload[:pair_bits]),
+                         in_run.eq(self.i.payload[:rb] != 0),
                          pad_nz.eq(padding_of(self.i.payload) != 0)]
 
         with m.If(self.start & ~self.busy):
@@ -293,5 +295,6 @@ class RLCDecoder(_RLCBase):
                 running.eq(1), empty.eq(self.count == 0), remaining.eq(self.count),
                 rem_one.eq(self.count == 1),
                 have_word.eq(0), slot.eq(0), zeros.eq(0), self.error.eq(0),
+                in_run.eq(run != 0),
             ]
         return m

@@ -341,6 +341,11 @@ class Accelerator(wiring.Component):
         # ---- RLC decoder and packer: compressed rows -> global-buffer words --------------
         rows_left = Signal(12)               # rows of the channel not yet started
         v_left = Signal(range(4097))         # values of the current row not yet out
+        # rows_left == 0, v_left == 0 and v_left == 1 as flip-flops, set with the counters:
+        # the decoder's handshake and the read stream's ready then start at flip-flops
+        rows_zero = Signal(init=1)
+        v_zero = Signal(init=1)
+        v_one = Signal()
         pk_dst = Signal(range(p.glb_words + 1))
         pk_lane = Signal(range(L))
         pk = Signal(data.ArrayLayout(signed(dw), L))
@@ -358,10 +363,10 @@ class Accelerator(wiring.Component):
             with m.If(lstate == _Load.IDX):
                 m.d.sync += dec_started.eq(0)
             m.d.comb += [
-                rows_done.eq((rows_left == 0) & (v_left == 0) & ~dec.busy),
+                rows_done.eq(rows_zero & v_zero & ~dec.busy),
                 dec_failed.eq(in_rdata & dec_started & dec.error & ~dec.busy),
                 drain.eq(in_rdata & (rows_done | dec_failed)),
-                row_go.eq(in_rdata & ~dec.busy & (v_left == 0) & (rows_left != 0) & ~drain),
+                row_go.eq(in_rdata & ~dec.busy & v_zero & ~rows_zero & ~drain),
                 dec.count.eq(dl.in_width), dec.start.eq(row_go),
             ]
             # The burst's beats feed the decoder; once the burst is over, a bare last-word
@@ -373,7 +378,9 @@ class Accelerator(wiring.Component):
                 dec_take.eq(drain | dec.i.ready),
             ]
             with m.If(row_go):
-                m.d.sync += [v_left.eq(dl.in_width), rows_left.eq(rows_left - 1)]
+                m.d.sync += [v_left.eq(dl.in_width), rows_left.eq(rows_left - 1),
+                             v_zero.eq(dl.in_width == 0), v_one.eq(dl.in_width == 1),
+                             rows_zero.eq(rows_left == 1)]
             # a burst too short: flag it; the flag-only words let the rows end (as zeros)
             starved = in_rdata & ~rd_busy & dec.i.valid & dec.i.ready
             with m.If(starved):
@@ -381,15 +388,16 @@ class Accelerator(wiring.Component):
             with m.If(dec_failed | (drain & burst_on & rdd.valid)):
                 # words that do not decode to the tile's rows: report, drain, go on
                 m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC),
-                             rows_left.eq(0), v_left.eq(0)]
+                             rows_left.eq(0), v_left.eq(0),
+                             rows_zero.eq(1), v_zero.eq(1), v_one.eq(0)]
             m.d.comb += dec.o.ready.eq(1)
             with m.If(dec.o.valid):
                 value = dec.o.payload
-                m.d.sync += v_left.eq(v_left - 1)
+                m.d.sync += [v_left.eq(v_left - 1), v_zero.eq(v_one), v_one.eq(v_left == 2)]
                 for lane in range(L):
                     with m.If(pk_lane == lane):
                         m.d.sync += pk[lane].eq(value)
-                with m.If((pk_lane == L - 1) | (v_left == 1)):
+                with m.If((pk_lane == L - 1) | v_one):
                     word = Cat(*[Mux(pk_lane == lane, value,
                                      Mux(pk_lane > lane, pk[lane], 0))[:dw]
                                  for lane in range(L)])
@@ -1039,6 +1047,8 @@ class Accelerator(wiring.Component):
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram + start),
                                      go_len.eq(idx_end - start), go_mode.eq(2)]
                         m.d.sync += [rows_left.eq(dl.row_hi - dl.row_lo), v_left.eq(0),
+                                     rows_zero.eq(dl.row_hi == dl.row_lo), v_zero.eq(1),
+                                     v_one.eq(0),
                                      pk_dst.eq(k_glb), pk_lane.eq(0),
                                      lstate.eq(_Load.RDATA)]
             with m.Case(_Load.RDATA):
