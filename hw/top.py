@@ -1058,8 +1058,7 @@ class Accelerator(wiring.Component):
                 # hand the pass to the executor; the loader may take the next descriptor
                 with m.If(xstate == _Exec.IDLE):
                     m.d.comb += self.desc.ready.eq(1)
-                    m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
-                                 lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
+                    m.d.sync += [lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
 
         # ---- the executor ----------------------------------------------------------------
         with m.Switch(xstate):
@@ -1127,10 +1126,18 @@ class Accelerator(wiring.Component):
                 with m.If(lstate == _Load.READY):
                     # the next pass is loaded: take it without an idle cycle
                     m.d.comb += self.desc.ready.eq(1)
-                    m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
-                                 lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
+                    m.d.sync += [lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
                 with m.Else():
                     m.d.sync += xstate.eq(_Exec.IDLE)
+
+        # The pass's hand-over (the loader's READY meets an idle or finishing executor): the
+        # descriptor registers load under this one condition, so they take it as a clock
+        # enable (set in two places, Yosys builds a multiplexer per bit instead).
+        hand_over = Signal()
+        m.d.comb += hand_over.eq((lstate == _Load.READY) &
+                                 ((xstate == _Exec.IDLE) | (xstate == _Exec.DONE)))
+        with m.If(hand_over):
+            m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf)]
 
         # the one-bit events' registers, here (outside every condition of the count() calls)
         for name, event in one.items():
