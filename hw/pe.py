@@ -312,7 +312,7 @@ class PE(wiring.Component):
 
         phase = Signal(_Phase)
         phase_n = Signal(_Phase)        # next phase (the registered handshakes look at it)
-        phase_n0 = Signal(_Phase)       # the same but for an OS filter reload after a slot
+        phase_n0 = Signal(_Phase)       # phase_n unless an OS slot starts a filter reload
         m.d.comb += [phase_n0.eq(phase), phase_n.eq(phase_n0)]
         m.d.sync += phase.eq(phase_n)
         row = Signal.like(cfg.rows)
@@ -348,7 +348,8 @@ class PE(wiring.Component):
         # (wcol + 1, xs_* + stride) and the "last filter / last window word" flags live in
         # flip-flops of their own, so every comparator of the next-cycle handshakes starts at
         # flip-flops and the late issue decision (``go``) only selects among their results
-        # (Yosys would otherwise fold the selection into the adders in front of them).
+        # (with the adders in front of the comparators, the netlists had the selection
+        # reaching the adders' inputs).
         wcol1 = Signal.like(wcol, init=1)
         xs_ring1 = Signal.like(xs_ring)
         xs_taps1 = Signal.like(xs_ring)
