@@ -355,6 +355,13 @@ class PE(wiring.Component):
         xs_taps1 = Signal.like(xs_ring)
         last_f_q = Signal()
         last_k_q = Signal()
+        # a row's start (after ``start`` and after every row): the ring's and taps' first
+        # positions, and the flags for filter 0 and window word 0 (cfg holds the pass)
+        row_start = [xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps)]
+        if rr:
+            row_start += [xs_ring1.eq(cfg.ring_cols + cfg.stride),
+                          xs_taps1.eq(cfg.taps + cfg.stride),
+                          last_f_q.eq(cfg.filters == 1), last_k_q.eq(cfg.window_words == 1)]
         row_done = Signal()
         m.d.comb += row_done.eq(x_all_issued & (wcol == cfg.width))
 
@@ -379,13 +386,7 @@ class PE(wiring.Component):
             with m.Case(_Phase.IDLE):
                 with m.If(self.start):
                     m.d.comb += phase_n0.eq(_Phase.LOAD)
-                    m.d.sync += [fw_addr.eq(0), row.eq(0),
-                                 xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps)]
-                    if rr:
-                        m.d.sync += [xs_ring1.eq(cfg.ring_cols + cfg.stride),
-                                     xs_taps1.eq(cfg.taps + cfg.stride),
-                                     last_f_q.eq(cfg.filters == 1),
-                                     last_k_q.eq(cfg.window_words == 1)]
+                    m.d.sync += [fw_addr.eq(0), row.eq(0), *row_start]
             with m.Case(_Phase.LOAD):
                 m.d.comb += [
                     self.filter.ready.eq(1),
@@ -402,14 +403,9 @@ class PE(wiring.Component):
                 with m.If(row_done):
                     m.d.sync += [row.eq(row + 1), wcol.eq(0), wch.eq(0), wr_addr.eq(0),
                                  x.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
-                                 xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps),
-                                 f.eq(0), f_addr.eq(0)]
+                                 f.eq(0), f_addr.eq(0), *row_start]
                     if rr:
-                        m.d.sync += [wcol1.eq(1),
-                                     xs_ring1.eq(cfg.ring_cols + cfg.stride),
-                                     xs_taps1.eq(cfg.taps + cfg.stride),
-                                     last_f_q.eq(filters_m1 == 0),
-                                     last_k_q.eq(window_words_m1 == 0)]
+                        m.d.sync += wcol1.eq(1)
                     with m.If(row == rows_m1):
                         m.d.comb += phase_n0.eq(_Phase.DRAIN)
             with m.Case(_Phase.DRAIN):
