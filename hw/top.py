@@ -531,11 +531,25 @@ class Accelerator(wiring.Component):
         # The block RAM's output reaches no PE directly: two PEs' first word comes two
         # cycles after its read (registered networks: three), then one word per cycle.
         g_empty = Signal()                   # no ifmap word read and not yet taken
-        m.d.comb += [
-            g_issue.eq(g_run & ~g_done & g_adv),
-            g_zero.eq((g_w < 0) | (g_w >= d.in_width) | (g_h < d.row_lo) |
-                      (g_h >= d.row_hi) | (g_k >= d.nch_valid)),
-        ]
+        # a word is zero (padding, or rows/channels this pass does not hold) by its column,
+        # row and channel; designs built for speed keep the three tests as flip-flops, set
+        # with the counters (zw/zh/zk_of of each new value), so the block RAM's enable is
+        # not behind the compares' carry chains
+        def zw_of(w):
+            return (w < 0) | (w >= d.in_width)
+
+        def zh_of(h):
+            return (h < d.row_lo) | (h >= d.row_hi)
+
+        def zk_of(k):
+            return k >= d.nch_valid
+
+        g_zw, g_zh, g_zk = Signal(), Signal(), Signal()
+        m.d.comb += g_issue.eq(g_run & ~g_done & g_adv)
+        if fast:
+            m.d.comb += g_zero.eq(g_zw | g_zh | g_zk)
+        else:
+            m.d.comb += g_zero.eq(zw_of(g_w) | zh_of(g_h) | zk_of(g_k))
         lanes_view = glb_r.data
         lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
         o_data = Signal(signed(dw))
@@ -606,28 +620,34 @@ class Accelerator(wiring.Component):
         with m.If(g_issue):
             m.d.sync += [o_zero.eq(g_zero), o_lane.eq(g_lane), o_s.eq(g_s), o_h.eq(g_h)]
             # for w': for c: for s: for h
-            m.d.sync += [g_h.eq(g_h + 1), g_a.eq(g_a + d.row_words),
-                         *ahead(last_h.eq(g_h == pp_nrows_m2))]
+            h1 = (g_h + 1)[:len(g_h)]
+            m.d.sync += [g_h.eq(h1), g_a.eq(g_a + d.row_words),
+                         *ahead(last_h.eq(g_h == pp_nrows_m2), g_zh.eq(zh_of(h1)))]
             with m.If(last_h):
                 a_s = g_a_h0 + xd.s_stride
+                k_s = (g_k + d.chans)[:len(g_k)]
                 m.d.sync += [g_h.eq(0), g_s.eq(g_s + 1), g_a_h0.eq(a_s), g_a.eq(a_s),
-                             g_k.eq(g_k + d.chans),
+                             g_k.eq(k_s),
                              *ahead(last_h.eq(pp_nrows_m1 == 0),
-                                    last_s.eq(g_s == pp_vgroups_m2))]
+                                    last_s.eq(g_s == pp_vgroups_m2),
+                                    g_zh.eq(zh_of(0)), g_zk.eq(zk_of(k_s)))]
                 with m.If(last_s):
                     a_c = g_a_s0 + d.ch_words
                     m.d.sync += [g_s.eq(0), g_k.eq(g_c + 1), g_c.eq(g_c + 1),
                                  g_a_s0.eq(a_c), g_a_h0.eq(a_c), g_a.eq(a_c),
                                  *ahead(last_s.eq(pp_vgroups_m1 == 0),
-                                        last_c.eq(g_c == pp_chans_m2))]
+                                        last_c.eq(g_c == pp_chans_m2),
+                                        g_zk.eq(zk_of(g_c + 1)))]
                     with m.If(last_c):
                         next_word = (g_w >= 0) & (g_lane == L - 1)
                         a_w = g_a_c0 + next_word
-                        m.d.sync += [g_c.eq(0), g_k.eq(0), g_w.eq(g_w + 1),
+                        w1 = (g_w + 1)[:len(g_w)].as_signed()
+                        m.d.sync += [g_c.eq(0), g_k.eq(0), g_w.eq(w1),
                                      g_a_c0.eq(a_w), g_a_s0.eq(a_w), g_a_h0.eq(a_w),
                                      g_a.eq(a_w),
                                      *ahead(last_c.eq(pp_chans_m1 == 0),
-                                            last_w.eq(g_w == pp_w_last_m1))]
+                                            last_w.eq(g_w == pp_w_last_m1),
+                                            g_zk.eq(zk_of(0)), g_zw.eq(zw_of(w1)))]
                         with m.If(g_w >= 0):
                             with m.If(g_lane == L - 1):
                                 m.d.sync += g_lane.eq(0)
@@ -1068,17 +1088,19 @@ class Accelerator(wiring.Component):
                              fl_idx.eq(0), fl_g.eq(0),
                              *ahead(fl_more.eq(1), fl_idx_last.eq(xd.pqs == 1))]
             with m.Case(_Exec.FLOAD):
+                w0 = -Cat(d.pad, Const(0, 1)).as_signed()      # the first column, -pad
                 with m.If(~fl_more & fl_empty):
                     m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
-                                 g_w.eq(-Cat(d.pad, Const(0, 1)).as_signed()),
+                                 g_w.eq(w0),
                                  g_lane.eq(0), g_c.eq(0), g_s.eq(0),
                                  g_h.eq(0), g_k.eq(0), g_done.eq(0),
-                                 *ahead(last_h.eq(pp_nrows_m1 == 0),
+                                 *ahead(g_zw.eq(zw_of(w0)), g_zh.eq(zh_of(0)),
+                                        g_zk.eq(zk_of(0)),
+                                        last_h.eq(pp_nrows_m1 == 0),
                                         last_s.eq(pp_vgroups_m1 == 0),
                                         last_c.eq(pp_chans_m1 == 0),
-                                        last_w.eq(pp_w_last ==
-                                                  -Cat(d.pad, Const(0, 1)).as_signed())),
+                                        last_w.eq(pp_w_last == w0)),
                                  g_a.eq(xoff), g_a_h0.eq(xoff), g_a_s0.eq(xoff),
                                  g_a_c0.eq(xoff)]
                     with m.If(is_os & (d.out_width != 1)):
