@@ -146,6 +146,17 @@ class Accelerator(wiring.Component):
         d = Signal(self.desc_layout)        # the executor's descriptor
         lstate = Signal(_Load)
         xstate = Signal(_Exec)
+        # the pass's hand-over waits for the loader's READY and an idle or finishing executor:
+        # both as flip-flops, set with the states (go_l, go_x), so that the descriptor
+        # registers' enable is one gate after flip-flops
+        l_ready = Signal()
+        x_free = Signal(init=1)
+
+        def go_l(state):
+            return [lstate.eq(state), l_ready.eq(int(state == _Load.READY))]
+
+        def go_x(state):
+            return [xstate.eq(state), x_free.eq(int(state in (_Exec.IDLE, _Exec.DONE)))]
         lbuf = Signal()                     # global-buffer half of the loader's pass
         xbuf = Signal()                     # ... and of the executor's
         half = p.glb_pass_words
@@ -879,7 +890,6 @@ class Accelerator(wiring.Component):
         e_bits = max(0, n_idx.bit_length() - 1)
         nidx = Signal(8)
         m.d.sync += nidx.eq((d.ncols + n_idx - 1) >> e_bits)
-        c_start = Signal()                   # WRITEBACK entered for a compressed pass
         if has_rlc:
             m.submodules.rlc_enc = enc = RLCEncoder.from_params(p)
             c_on = (xstate == _Exec.WRITEBACK) & d.out_rlc
@@ -964,7 +974,10 @@ class Accelerator(wiring.Component):
                     count("dram_write_words", 1)
                 with m.Else():
                     count("dram_wr_stall", 1)
-            with m.If(c_start):
+            # the compressed write-back's start values, loaded on every cycle before it (d is
+            # the pass's from SETUP on, offs change only in it): entering it is then no
+            # condition on these registers (the compute-done test is a long path)
+            with m.If(xstate != _Exec.WRITEBACK):
                 m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0),
                              a_valid.eq(0), a1_valid.eq(0), a_req_done.eq(0),
                              c_off.eq(Mux(d.out_first, 0, offs[0])),
@@ -1021,32 +1034,32 @@ class Accelerator(wiring.Component):
         with m.Switch(lstate):
             with m.Case(_Load.IDLE):
                 with m.If(self.desc.valid):
-                    m.d.sync += lstate.eq(_Load.CHECK)
+                    m.d.sync += go_l(_Load.CHECK)
             with m.Case(_Load.CHECK):
                 with m.If(check.done & (check.err != DescError.NONE)):
                     # refused: consume the descriptor, report why
                     m.d.comb += self.desc.ready.eq(1)
                     m.d.sync += [self.error.eq(1), self.error_code.eq(check.err),
-                                 lstate.eq(_Load.IDLE)]
+                                 *go_l(_Load.IDLE)]
                 with m.Elif(check.done):
-                    m.d.sync += lstate.eq(_Load.WAIT)
+                    m.d.sync += go_l(_Load.WAIT)
             with m.Case(_Load.WAIT):
                 with m.If(~dl.sync | (xstate == _Exec.IDLE)):
                     m.d.comb += [rd_go.eq(1), go_addr.eq(dl.filt_dram),
                                  go_len.eq(dl.filt_words), go_dst.eq(dl.filt_glb)]
                     m.d.sync += [k_ch.eq(0), k_dram.eq(dl.in_dram), k_idx.eq(dl.in_idx),
-                                 k_glb.eq(ld.glb_lo), lstate.eq(_Load.DMA_FILT)]
+                                 k_glb.eq(ld.glb_lo), *go_l(_Load.DMA_FILT)]
             with m.Case(_Load.DMA_FILT):
                 with m.If(~rd_busy):
-                    m.d.sync += lstate.eq(_Load.DMA_IN)
+                    m.d.sync += go_l(_Load.DMA_IN)
             with m.Case(_Load.DMA_IN):
                 with m.If(~rd_busy):
                     with m.If((k_ch == dl.nch_valid) | (dl.in_burst == 0)):
-                        m.d.sync += lstate.eq(_Load.READY)
+                        m.d.sync += go_l(_Load.READY)
                     with m.Elif(dl.in_rlc):
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_idx), go_len.eq(dl.in_idx_len),
                                      go_mode.eq(1)]
-                        m.d.sync += lstate.eq(_Load.IDX)
+                        m.d.sync += go_l(_Load.IDX)
                     with m.Else():
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram), go_len.eq(dl.in_burst),
                                      go_dst.eq(k_glb)]
@@ -1057,7 +1070,7 @@ class Accelerator(wiring.Component):
                 start = Mux(dl.in_a_zero, 0, idx_start)
                 next_channel = [k_ch.eq(k_ch + 1), k_dram.eq(k_dram + dl.in_ch_stride),
                                 k_glb.eq(k_glb + dl.ch_words), k_idx.eq(k_idx + dl.in_idx_stride),
-                                lstate.eq(_Load.DMA_IN)]
+                                *go_l(_Load.DMA_IN)]
                 with m.If(~rd_busy):
                     with m.If((idx_end <= start) | (idx_end > dl.in_ch_stride)):
                         # a corrupt index: no data burst, an error status, on to the next
@@ -1070,7 +1083,7 @@ class Accelerator(wiring.Component):
                                      rows_zero.eq(dl.row_hi == dl.row_lo), v_zero.eq(1),
                                      v_one.eq(0),
                                      pk_dst.eq(k_glb), pk_lane.eq(0),
-                                     lstate.eq(_Load.RDATA)]
+                                     *go_l(_Load.RDATA)]
             with m.Case(_Load.RDATA):
                 with m.If(~rd_busy & rows_done):
                     m.d.sync += next_channel
@@ -1078,19 +1091,19 @@ class Accelerator(wiring.Component):
                 # hand the pass to the executor; the loader may take the next descriptor
                 with m.If(xstate == _Exec.IDLE):
                     m.d.comb += self.desc.ready.eq(1)
-                    m.d.sync += [lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
+                    m.d.sync += [*go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
 
         # ---- the executor ----------------------------------------------------------------
         with m.Switch(xstate):
             with m.Case(_Exec.SETUP):
                 # the array IDs (derived from the new descriptor) settle during this cycle
-                m.d.sync += [xstate.eq(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
+                m.d.sync += [*go_x(_Exec.FLOAD), fl_run.eq(1), fl_n.eq(0), fl_a.eq(fl_a0),
                              fl_idx.eq(0), fl_g.eq(0),
                              *ahead(fl_more.eq(1), fl_idx_last.eq(xd.pqs == 1))]
             with m.Case(_Exec.FLOAD):
                 w0 = -Cat(d.pad, Const(0, 1)).as_signed()      # the first column, -pad
                 with m.If(~fl_more & fl_empty):
-                    m.d.sync += [fl_run.eq(0), xstate.eq(_Exec.COMPUTE), g_run.eq(1),
+                    m.d.sync += [fl_run.eq(0), *go_x(_Exec.COMPUTE), g_run.eq(1),
                                  pin_run.eq(d.accumulate & ~is_ws),
                                  g_w.eq(w0),
                                  g_lane.eq(0), g_c.eq(0), g_s.eq(0),
@@ -1114,25 +1127,24 @@ class Accelerator(wiring.Component):
                           writers_done):
                     m.d.sync += [g_run.eq(0), pin_run.eq(0), fl_run.eq(0)]
                     with m.If(d.last & d.out_rlc):
-                        m.d.comb += c_start.eq(1)
-                        m.d.sync += [xstate.eq(_Exec.WRITEBACK), wb_active.eq(1)]
+                        m.d.sync += [*go_x(_Exec.WRITEBACK), wb_active.eq(1)]
                     with m.Elif(d.last):
-                        m.d.sync += [xstate.eq(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
+                        m.d.sync += [*go_x(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
                                      wb_fbase.eq(d.out_dram), wb_req_pending.eq(1),
                                      wb_pa.eq(0)]
                     with m.Else():
-                        m.d.sync += xstate.eq(_Exec.DONE)
+                        m.d.sync += go_x(_Exec.DONE)
             with m.Case(_Exec.WRITEBACK):
                 row_idle = ~wb_req_pending & ~wb_issuing & ~rq_busy & ~beat_valid
                 with m.If(d.out_rlc):
                     with m.If((c_phase == 3) & self.wr_data.ready & (c_i == nidx - 1) &
                               (c_f == p_valid_m1)):
-                        m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]
+                        m.d.sync += [wb_active.eq(0), *go_x(_Exec.DONE)]
                 with m.Elif(row_idle):
                     last_col = wb_col == ncols_m1
                     with m.If(last_col & (wb_f == p_valid_m1)):
-                        m.d.sync += [wb_active.eq(0), xstate.eq(_Exec.DONE)]
+                        m.d.sync += [wb_active.eq(0), *go_x(_Exec.DONE)]
                     with m.Elif(last_col):
                         m.d.sync += [wb_col.eq(0), wb_f.eq(wb_f + 1),
                                      wb_fbase.eq(wb_fbase + d.out_ch_stride),
@@ -1148,16 +1160,15 @@ class Accelerator(wiring.Component):
                 with m.If(lstate == _Load.READY):
                     # the next pass is loaded: take it without an idle cycle
                     m.d.comb += self.desc.ready.eq(1)
-                    m.d.sync += [lstate.eq(_Load.IDLE), xstate.eq(_Exec.SETUP)]
+                    m.d.sync += [*go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
                 with m.Else():
-                    m.d.sync += xstate.eq(_Exec.IDLE)
+                    m.d.sync += go_x(_Exec.IDLE)
 
         # The pass's hand-over (the loader's READY meets an idle or finishing executor): the
         # descriptor registers load under this one condition, so they take it as a clock
         # enable (set in two places, Yosys builds a multiplexer per bit instead).
         hand_over = Signal()
-        m.d.comb += hand_over.eq((lstate == _Load.READY) &
-                                 ((xstate == _Exec.IDLE) | (xstate == _Exec.DONE)))
+        m.d.comb += hand_over.eq(l_ready & x_free)
         with m.If(hand_over):
             m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf)]
 
