@@ -78,7 +78,7 @@ def run_one(name: str, out: Path, timeout: float | None, say, seed: int = 1) -> 
     else:
         row.update(fits=True, **{k: r[k] for k in (
             "luts", "ffs", "dsps", "brams", "lutram", "spram", "fmax_mhz", "clock_target_mhz",
-            "timing_met", "utilization", "critical_path", "accelerator")})
+            "timing_met", "utilization", "critical_path", "late_endpoints", "accelerator")})
     row["wall_s"] = round(time.monotonic() - t0, 1)
     return row
 

@@ -324,6 +324,37 @@ def _critical_path(report: dict) -> dict | None:
             "cells": cells}
 
 
+_CELL_SUFFIX = re.compile(r"(_TRELLIS_FF_Q|_DO[AB]\d+|_LUT4|_CCU2C|_PFUMX|_L6MUX21|\$).*$")
+
+
+def _late_endpoints(report: dict, period_ns: float, top: int = 5) -> dict | None:
+    """How many timing endpoints (flip-flop and block RAM inputs) the clock's edge reaches later
+    than ``period_ns`` after the edge that launched them (nextpnr's ``detailed_net_timings``,
+    the arrival without the setup time), and the registers they belong to, latest first: what
+    stands between the design and its clock target, beyond the one critical path."""
+    nets = report.get("detailed_net_timings")
+    if not nets:
+        return None
+    total, groups = 0, {}
+    for net in nets:
+        for e in net.get("endpoints") or []:
+            delay = e.get("delay")
+            arrival = delay[-1] if isinstance(delay, list) else delay
+            if arrival is None:
+                continue
+            total += 1
+            if arrival > period_ns:
+                name = _CELL_SUFFIX.sub("", e.get("cell", "?")) or e.get("cell", "?")
+                g = groups.setdefault(name, [0, 0.0])
+                g[0] += 1
+                g[1] = max(g[1], arrival)
+    late = sorted(groups.items(), key=lambda kv: -kv[1][1])
+    return {"period_ns": round(period_ns, 2), "late": sum(g[0] for g in groups.values()),
+            "total": total,
+            "groups": [{"name": n, "endpoints": g[0], "worst_arrival_ns": round(g[1], 2)}
+                       for n, g in late[:top]]}
+
+
 def _pnr_result(log: Path, report_json: Path) -> dict:
     text = log.read_text(errors="replace") if log.exists() else ""
     util = _utilisation(text)
@@ -331,7 +362,7 @@ def _pnr_result(log: Path, report_json: Path) -> dict:
     for raw, fmax, verdict, target in _FMAX.findall(text):
         clocks[_clock_name(raw)] = {"fmax_mhz": float(fmax), "target_mhz": float(target),
                                     "met": verdict == "PASS"}
-    critical = None
+    critical = late = None
     if report_json.exists():
         rep = json.loads(report_json.read_text())
         for raw, v in (rep.get("fmax") or {}).items():
@@ -342,7 +373,10 @@ def _pnr_result(log: Path, report_json: Path) -> dict:
         for bel, v in (rep.get("utilization") or {}).items():
             util[bel] = (int(v["used"]), int(v["available"]))
         critical = _critical_path(rep)
-    return {"utilization": util, "clocks": clocks, "critical_path": critical}
+        if clocks:
+            late = _late_endpoints(rep, 1000 / min(c["target_mhz"] for c in clocks.values()))
+    return {"utilization": util, "clocks": clocks, "critical_path": critical,
+            "late_endpoints": late}
 
 
 def _check_fit(log: Path, target: Target):
@@ -546,6 +580,7 @@ def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
         "accelerator": cells["accelerator"],
         "harness": harness,
         "critical_path": res.get("critical_path"),
+        "late_endpoints": res.get("late_endpoints"),
         "cells": cells["cells"],
         "bitstream": res.get("bitstream"),
         "times": res["times"],
@@ -591,6 +626,12 @@ def format_report(r: dict) -> str:
         lines.append(f"  critical path: {cp['delay_ns']} ns through {cp['cells_on_path']} cells "
                      f"({cp['logic_levels']} logic steps, {cp['logic_ns']} ns logic, "
                      f"{cp['routing_ns']} ns routing), {cp['start']} -> {cp['end']}")
+    le = r.get("late_endpoints")
+    if le and le["late"]:
+        lines.append(f"  late endpoints: {le['late']} of {le['total']} arrive after the "
+                     f"{le['period_ns']} ns period; latest: " + ", ".join(
+                         f"{g['name']} ({g['endpoints']}, {g['worst_arrival_ns']} ns)"
+                         for g in le["groups"]))
     h = r["harness"]
     lines.append(f"  harness: runs {h['layer']} ({h['passes']} passes) from a "
                  f"{h['dram_words']}-word DRAM model in block RAM")

@@ -3,6 +3,7 @@ bench/fpga.py's job), the parsing of nextpnr's reports, and the CLI's input chec
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -104,6 +105,37 @@ def test_critical_path_is_the_clocks_not_the_reset_pins():
     assert (cp["start"], cp["end"], cp["delay_ns"], cp["logic_levels"]) == ("a", "b", 9.8, 1)
     report["critical_paths"] = report["critical_paths"][1:]
     assert _critical_path(report)["start"] == "rst"
+
+
+def test_late_endpoints_are_counted_and_grouped_by_register(tmp_path):
+    """Every endpoint that arrives after the period counts; the bits of one register (and
+    the cells Yosys and nextpnr name after it) are one group, latest first."""
+    from gen.fpga import _late_endpoints
+
+    def ep(cell, arrival):
+        return {"cell": cell, "port": "DI", "event": "posedge clk", "delay": [0.5, arrival]}
+    report = {"detailed_net_timings": [
+        {"net": "a", "endpoints": [ep("accel.w_ptr_TRELLIS_FF_Q_7", 13.8),
+                                   ep("accel.w_ptr_TRELLIS_FF_Q", 12.0),
+                                   ep("accel.ok_TRELLIS_FF_Q", 9.0)]},
+        {"net": "b", "endpoints": [ep("accel.glb.1.5", 10.0),
+                                   ep("accel.glb.1.5_DOA3_TRELLIS_FF_Q", 9.5),
+                                   ep("accel.early_TRELLIS_FF_Q_2", 3.0)]},
+    ]}
+    le = _late_endpoints(report, 9.09)
+    assert (le["late"], le["total"], le["period_ns"]) == (4, 6, 9.09)
+    assert le["groups"] == [
+        {"name": "accel.w_ptr", "endpoints": 2, "worst_arrival_ns": 13.8},
+        {"name": "accel.glb.1.5", "endpoints": 2, "worst_arrival_ns": 10.0}]
+    assert _late_endpoints(report, 20.0)["late"] == 0
+    assert _late_endpoints({}, 9.09) is None
+    # read from the report next to the log, for the clock's target
+    log = tmp_path / "nextpnr.log"
+    log.write_text("Info: Max frequency for clock 'clk': 72.30 MHz (FAIL at 110.01 MHz)\n")
+    rep = tmp_path / "report.json"
+    rep.write_text(json.dumps(report))
+    r = _pnr_result(log, rep)
+    assert r["late_endpoints"]["late"] == 4 and r["late_endpoints"]["period_ns"] == 9.09
 
 
 def test_clock_constraint_is_rewritten(tmp_path):
