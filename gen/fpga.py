@@ -328,10 +328,11 @@ _CELL_SUFFIX = re.compile(r"(_TRELLIS_FF_Q|_DO[AB]\d+|_LUT4|_CCU2C|_PFUMX|_L6MUX
 
 
 def _late_endpoints(report: dict, period_ns: float, top: int = 5) -> dict | None:
-    """How many timing endpoints (flip-flop and block RAM inputs) the clock's edge reaches later
-    than ``period_ns`` after the edge that launched them (nextpnr's ``detailed_net_timings``,
-    the arrival without the setup time), and the registers they belong to, latest first: what
-    stands between the design and its clock target, beyond the one critical path."""
+    """How many timing endpoints (flip-flop and block RAM inputs) settle later than
+    ``period_ns`` after the launching clock edge (nextpnr's ``detailed_net_timings``: the
+    arrival, without the setup time), of how many, and the ``top`` registers they belong to,
+    latest first: what stands between the design and its clock target beyond the one
+    critical path."""
     nets = report.get("detailed_net_timings")
     if not nets:
         return None
