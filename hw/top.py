@@ -1087,11 +1087,7 @@ class Accelerator(wiring.Component):
             with m.Case(_Load.RDATA):
                 with m.If(~rd_busy & rows_done):
                     m.d.sync += next_channel
-            with m.Case(_Load.READY):
-                # hand the pass to the executor; the loader may take the next descriptor
-                with m.If(xstate == _Exec.IDLE):
-                    m.d.comb += self.desc.ready.eq(1)
-                    m.d.sync += [*go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
+            # READY: the pass waits for the hand-over (below)
 
         # ---- the executor ----------------------------------------------------------------
         with m.Switch(xstate):
@@ -1157,20 +1153,19 @@ class Accelerator(wiring.Component):
             with m.Case(_Exec.DONE):
                 m.d.sync += self.passes_done.eq(self.passes_done + 1)
                 count("passes", 1)
-                with m.If(lstate == _Load.READY):
-                    # the next pass is loaded: take it without an idle cycle
-                    m.d.comb += self.desc.ready.eq(1)
-                    m.d.sync += [*go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
-                with m.Else():
-                    m.d.sync += go_x(_Exec.IDLE)
+                m.d.sync += go_x(_Exec.IDLE)     # unless the hand-over (below) starts a pass
 
-        # The pass's hand-over (the loader's READY meets an idle or finishing executor): the
-        # descriptor registers load under this one condition, so they take it as a clock
-        # enable (set in two places, Yosys builds a multiplexer per bit instead).
+        # The pass's hand-over (the loader's READY meets an idle or finishing executor, which
+        # then starts the pass without an idle cycle): the executor takes the pass, the loader
+        # the next descriptor. One condition (after both state machines, so its state updates
+        # win), so the descriptor registers take it as a clock enable (set in two places,
+        # Yosys builds a multiplexer per bit instead).
         hand_over = Signal()
         m.d.comb += hand_over.eq(l_ready & x_free)
         with m.If(hand_over):
-            m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf)]
+            m.d.comb += self.desc.ready.eq(1)
+            m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
+                         *go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
 
         # the one-bit events' registers, here (outside every condition of the count() calls)
         for name, event in one.items():
