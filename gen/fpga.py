@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.array import REPLICA_ATTR
 from hw.params import AcceleratorParams
 
 __all__ = ["TARGETS", "Target", "FitError", "FlowError", "synthesize", "yosys_cells",
@@ -226,7 +227,11 @@ def _yosys_script(family: str, sources: list[str], *, stat: str, netlist: str | 
 
 
 def _keep_accel() -> str:
-    return f"setattr -mod -set keep_hierarchy 1 {ACCEL}"
+    """Yosys commands after reading the design: keep the accelerator's hierarchy (its cells
+    are reported apart from the harness's), and keep the flip-flops of deliberate register
+    copies (:data:`hw.array.REPLICA_ATTR`), which ``opt_merge`` would fold into one."""
+    return "\n".join([f"setattr -mod -set keep_hierarchy 1 {ACCEL}", "proc",
+                      f"setattr -set keep 1 a:{REPLICA_ATTR} %ci1:+$dff[Q] t:$dff %i"])
 
 
 def yosys_cells(params: AcceleratorParams, family: str, work: str | Path, *,

@@ -50,7 +50,12 @@ from .params import AcceleratorParams
 from .pe import PE, PE_COUNTERS, pe_config_layout
 from .skid import SkidBuffer
 
-__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout"]
+__all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout", "REPLICA_ATTR"]
+
+#: Attribute on a register's signal that is a deliberate copy of another (to split a fan-out):
+#: synthesis would merge identical flip-flops, so the FPGA flow marks the flip-flops driving
+#: signals with it ``keep``. Simulators ignore it.
+REPLICA_ATTR = "rowstat_replica"
 
 
 def _tree_sum(values):
@@ -191,20 +196,24 @@ class PEArray(wiring.Component):
                     m.d.sync += col_end[r][j].eq(row_tap[r] + sj + self.fold)
 
         # ---- configuration and start -------------------------------------------------------
-        # Large arrays take the configuration through a register of their own (``cfg`` and
-        # ``accumulate`` are programmed a cycle before ``start``, so the copy is in place when
-        # the PEs start): the PEs' fan-out then hangs off flip-flops the placer can put among
-        # them, not off the controller's descriptor register, which has its own loads.
-        cfg, accumulate = self.cfg, self.accumulate
+        # Large arrays take the configuration through registers of their own, one copy per
+        # row (``cfg`` and ``accumulate`` are programmed a cycle before ``start``, so the
+        # copies are in place when the PEs start): each copy's fan-out is one row of PEs, on
+        # flip-flops the placer can put among them, not the whole array off the controller's
+        # descriptor register. The copies are identical logic, so the FPGA flow marks their
+        # flip-flops ``keep`` (:data:`REPLICA_ATTR`) -- synthesis would merge them otherwise.
+        cfgs, accumulate = [self.cfg] * rows, self.accumulate
         if regd:
-            cfg = Signal(self.cfg_layout, name="pe_cfg")
+            cfgs = [Signal(self.cfg_layout, name=f"pe_cfg{r}", attrs={REPLICA_ATTR: 1})
+                    for r in range(rows)]
             accumulate = Signal(name="pe_accumulate")
-            m.d.sync += [cfg.eq(self.cfg), accumulate.eq(self.accumulate)]
+            m.d.sync += [c.eq(self.cfg) for c in cfgs]
+            m.d.sync += accumulate.eq(self.accumulate)
         busy = []
         for r in range(rows):
             for j in range(cols):
                 pe = pes[r][j]
-                m.d.comb += pe.cfg.eq(cfg)
+                m.d.comb += pe.cfg.eq(cfgs[r])
                 m.d.comb += pe.cfg.psum_in_en.eq(accumulate if r == 0 else 1)
                 m.d.comb += pe.start.eq(self.start & row_on[r] & col_on[j])
                 busy.append(pe.busy)

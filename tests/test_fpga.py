@@ -9,8 +9,14 @@ import math
 import pytest
 
 from gen.cli import main
-from gen.fpga import (TARGETS, FitError, _check_fit, _constraint, _pnr_result, synthesize,
-                      yosys_cells)
+from amaranth.back import verilog
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.fpga import (TARGETS, TOP, FitError, _check_fit, _constraint, _pnr_result, _run,
+                      _tool, _yosys_script, synthesize, yosys_cells)
+from hw.array import REPLICA_ATTR
 from hw.params import preset
 from hw.top import TOP_COUNTERS
 
@@ -38,6 +44,33 @@ def test_tiny_synthesizes_to_dsps_block_ram_and_lut_ram(tmp_path):
     assert ff_floor <= acc["ffs"] < 10 * ff_floor
     # the harness around it: its DRAM model is block RAM too
     assert cells["brams"] > acc["brams"]
+
+
+class _Copies(wiring.Component):
+    """Two registered copies of one input, each driving an output of its own."""
+
+    def __init__(self, attrs):
+        self._attrs = attrs
+        super().__init__({"i": In(8), "a": Out(8), "b": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ra, rb = (Signal(8, name=n, attrs=self._attrs) for n in ("ra", "rb"))
+        m.d.sync += [ra.eq(self.i), rb.eq(self.i)]
+        m.d.comb += [self.a.eq(ra), self.b.eq(rb)]
+        return m
+
+
+@pytest.mark.parametrize("attrs, ffs", [({REPLICA_ATTR: 1}, 16), ({}, 8)])
+def test_replica_registers_survive_synthesis(tmp_path, attrs, ffs):
+    """Registers marked as deliberate copies (the array's per-row configuration) keep their
+    flip-flops through the flow's Yosys script; unmarked identical registers are merged."""
+    (tmp_path / "t.v").write_text(verilog.convert(_Copies(attrs), name=TOP))
+    (tmp_path / "t.ys").write_text(_yosys_script("ecp5", ["t.v"], stat="stat.json",
+                                                 netlist=None))
+    _run([_tool("yosys"), "-q", "t.ys"], tmp_path, tmp_path / "yosys.out", "Yosys", 300)
+    stat = json.loads((tmp_path / "stat.json").read_text())
+    assert stat["design"]["num_cells_by_type"]["TRELLIS_FF"] == ffs
 
 
 def test_pico_fits_the_up5k_with_one_controller_multiplier(tmp_path):
