@@ -73,13 +73,14 @@ class PerfConfig:
 
 #: Cycles of the DMA phase outside the bursts (the cycle that sees the last burst done).
 DMA_SETUP = 1
-#: Cycles after the last filter word leaves the global buffer until the PEs hold it (two
-#: more with ``params.registered_networks``: the FIFO beside the block RAM and the filter
-#: network's register, see :data:`QUEUE_CYCLES`).
+#: Cycles after the last filter word leaves the global buffer until the PEs hold it (three
+#: more with ``params.registered_networks``: the stage and the FIFO beside the block RAM and
+#: the filter network's register, see :data:`QUEUE_CYCLES`).
 FLOAD_TAIL = 2
 #: Cycles ``params.registered_networks`` adds before a global-buffer stream's first word
-#: reaches the network's register: the FIFO between the block RAM's output and that register.
-QUEUE_CYCLES = 1
+#: reaches the network's register: the stage register and the FIFO between the block RAM's
+#: output and that register.
+QUEUE_CYCLES = 2
 #: Cycles of a write-back burst beyond one per lane (request, the requantizer's pipeline --
 #: psum-buffer read, its register, shift, round and saturate --, beat hand-off, next row's
 #: set-up).
@@ -151,8 +152,8 @@ def ring_cols(chans: int, ifmap_depth: int) -> int:
 
 def ifmap_start(registered: bool) -> int:
     """The compute replays' cycle "word -1" was taken: the ifmap network offers word 0 the
-    cycle after, in cycle 2 (the global buffer's read, then the network's register), or 3
-    with ``registered_networks`` (read, the FIFO, the register)."""
+    cycle after, in cycle 2 (the global buffer's read, then the network's register), or 4
+    with ``registered_networks`` (read, the stage, the FIFO, the register)."""
     return 1 + QUEUE_CYCLES * int(registered)
 
 

@@ -454,9 +454,9 @@ class Accelerator(wiring.Component):
         # Both global-buffer streams (filters here, ifmaps below) read the block RAM on
         # credit, a decision made from registers only, so the network's ready (an AND over
         # the PEs) never reaches the block RAMs' enables. With ``registered_networks``, the
-        # block RAM's output (fl_valid) goes into a FIFO beside it and from there into the
-        # network's register (fn_*, see _queued_network_register): a word is offered three
-        # cycles after its read, and every word after the first the cycle after the one
+        # block RAM's output (fl_valid) goes through a register into a FIFO beside it and from
+        # there into the network's register (fn_*, see _queued_network_register): a word is
+        # offered four cycles after its read, and every word after the first the cycle after the one
         # before it was taken. Two PEs (no network register): a read is issued when fewer
         # than two words are out (in the block RAM's output register and in a skid register,
         # fb_valid); the skid word, else the block RAM's output, goes straight to the PEs.
@@ -540,7 +540,7 @@ class Accelerator(wiring.Component):
         # the network's register; between them the FIFO (registered networks) or, two PEs,
         # a skid register (b_*): n_* loads from the skid word, else the block RAM's output.
         # The block RAM's output reaches no PE directly: two PEs' first word comes two
-        # cycles after its read (registered networks: three), then one word per cycle.
+        # cycles after its read (registered networks: four), then one word per cycle.
         g_empty = Signal()                   # no ifmap word read and not yet taken
         # a word is zero (padding, or rows/channels this pass does not hold) by its column,
         # row and channel; designs built for speed keep the three tests as flip-flops, set
@@ -1191,21 +1191,27 @@ def _network_register(m, name, src_valid, fields, ready):
     return valid, regs, moves
 
 
-def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=4):
+def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     """With ``registered_networks``: a global-buffer stream whose block RAM output reaches only
-    a small FIFO next to it, and the network's register (:func:`_network_register`) only the
-    FIFO's head, so the path to the PEs (placed all over the array) starts at a register.
+    a register (the stage), the stage only a small FIFO next to it, and the network's register
+    (:func:`_network_register`) only the FIFO's head, so neither the block RAM's slow output
+    nor the path to the PEs (placed all over the array) is on one path with the FIFO's
+    storage.
 
     ``fields`` (name -> value) is the word the cycle after its read (``src_valid``, no stall:
-    the FIFO takes it). Reads go on credit: ``issue`` counts a word out, its move into the
-    network's register brings it back, and at most ``depth`` words are out (read, in the FIFO);
-    the decision ``can_issue`` is a flip-flop. From a read to its word's move is three cycles,
-    so four credits keep a word per cycle flowing. Returns ``can_issue``, ``empty`` (no word
-    out, the network's register empty), and the register's valid flag and fields by name."""
+    the stage and then the FIFO take it). Reads go on credit: ``issue`` counts a word out, its
+    move into the network's register brings it back, and at most ``depth`` words are out
+    (read, in the stage, in the FIFO); the decision ``can_issue`` is a flip-flop. From a read
+    to its word's move is four cycles, so five credits keep a word per cycle flowing. Returns
+    ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
+    valid flag and fields by name."""
     layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
+    stage_valid = Signal(name=f"{name}_stage_valid")
+    stage = Signal(layout.size, name=f"{name}_stage")
+    m.d.sync += [stage_valid.eq(src_valid), stage.eq(Cat(*fields.values()))]
     fifo = SyncFIFO(width=layout.size, depth=depth)
     m.submodules[f"{name}_fifo"] = fifo
-    m.d.comb += [fifo.w_en.eq(src_valid), fifo.w_data.eq(Cat(*fields.values()))]
+    m.d.comb += [fifo.w_en.eq(stage_valid), fifo.w_data.eq(stage)]
     head = data.View(layout, fifo.r_data)
     valid, regs, moves = _network_register(m, name, fifo.r_rdy,
                                            {k: head[k] for k in fields}, ready)
