@@ -51,9 +51,11 @@ class Harness(wiring.Component):
     ``descriptors`` are packed ``desc`` payloads (``PassDescriptor.pack``); ``dram_init`` the
     DRAM model's initial words (at most ``dram_depth``). ``slices``: registers between the
     harness and the accelerator's descriptor, DMA and status ports, as a bus would have (the
-    descriptor and each read word a cycle later, each write a cycle later into the memory), so
-    that no path runs from the harness's memories through the accelerator's logic; ``False``
-    saves their flip-flops (the iCE40UP5K flow: ``pico`` fills the device).
+    descriptor and each read word a cycle later, each write request a cycle later into the
+    DRAM model and each written word a cycle later into the memory), so that no path runs from
+    the harness's memories through the accelerator's logic, nor from the accelerator's logic
+    into the DRAM model's pointers; ``False`` saves their flip-flops (the iCE40UP5K flow:
+    ``pico`` fills the device).
     """
 
     def __init__(self, params: AcceleratorParams, *, descriptors=(), dram_init=(),
@@ -162,14 +164,30 @@ class Harness(wiring.Component):
             with m.Else():
                 m.d.sync += [r_have.eq(0), r_busy.eq(0)]
 
-        # writes: the request is taken when idle; then one beat per cycle into the memory
+        # writes: the request is taken when idle; then one beat per cycle into the memory.
+        # With slices the request waits in a register (q_*) first: the accelerator's request
+        # logic ends there, not in the burst's pointer and count
         w_busy = Signal()
         w_ptr = Signal(abits)
         w_left = Signal.like(acc.wr_req.payload.len)
-        m.d.comb += [acc.wr_req.ready.eq(~w_busy), acc.wr_data.ready.eq(w_busy)]
-        with m.If(acc.wr_req.valid & ~w_busy & (acc.wr_req.payload.len != 0)):
-            m.d.sync += [w_busy.eq(1), w_ptr.eq(acc.wr_req.payload.addr[:abits]),
-                         w_left.eq(acc.wr_req.payload.len)]
+        m.d.comb += acc.wr_data.ready.eq(w_busy)
+        q_valid = Signal()
+        if self._slices:
+            q_addr = Signal(abits)
+            q_len = Signal.like(acc.wr_req.payload.len)
+            m.d.comb += acc.wr_req.ready.eq(~q_valid)
+            with m.If(acc.wr_req.valid & ~q_valid):
+                m.d.sync += [q_valid.eq(1), q_addr.eq(acc.wr_req.payload.addr[:abits]),
+                             q_len.eq(acc.wr_req.payload.len)]
+            with m.If(q_valid & ~w_busy):
+                m.d.sync += q_valid.eq(0)
+            req_valid, req_addr, req_len = q_valid, q_addr, q_len
+        else:
+            m.d.comb += acc.wr_req.ready.eq(~w_busy)
+            req_valid, req_addr, req_len = (acc.wr_req.valid, acc.wr_req.payload.addr[:abits],
+                                            acc.wr_req.payload.len)
+        with m.If(req_valid & ~w_busy & (req_len != 0)):
+            m.d.sync += [w_busy.eq(1), w_ptr.eq(req_addr), w_left.eq(req_len)]
         # with slices the write goes to the memory a cycle later, from registers
         w_en = Signal()
         w_addr = Signal(abits)
@@ -207,5 +225,6 @@ class Harness(wiring.Component):
         m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(cnt_q, 8) ^ written ^ status)
 
         m.d.comb += [self.error.eq(acc.error)]
-        m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~o_valid & ~w_busy & ~w_en)
+        m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~o_valid & ~q_valid & ~w_busy &
+                                 ~w_en)
         return m

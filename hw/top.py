@@ -151,12 +151,16 @@ class Accelerator(wiring.Component):
         # registers' enable is one gate after flip-flops
         l_ready = Signal()
         x_free = Signal(init=1)
+        # the executor in WRITEBACK, a flip-flop set with the state: the DRAM write request
+        # and the compressed write-back's start values hang off it, not off a state decode
+        x_wb = Signal()
 
         def go_l(state):
             return [lstate.eq(state), l_ready.eq(int(state == _Load.READY))]
 
         def go_x(state):
-            return [xstate.eq(state), x_free.eq(int(state in (_Exec.IDLE, _Exec.DONE)))]
+            return [xstate.eq(state), x_free.eq(int(state in (_Exec.IDLE, _Exec.DONE))),
+                    x_wb.eq(int(state == _Exec.WRITEBACK))]
         lbuf = Signal()                     # global-buffer half of the loader's pass
         xbuf = Signal()                     # ... and of the executor's
         half = p.glb_pass_words
@@ -892,7 +896,7 @@ class Accelerator(wiring.Component):
         m.d.sync += nidx.eq((d.ncols + n_idx - 1) >> e_bits)
         if has_rlc:
             m.submodules.rlc_enc = enc = RLCEncoder.from_params(p)
-            c_on = (xstate == _Exec.WRITEBACK) & d.out_rlc
+            c_on = x_wb & d.out_rlc
             issue = Signal()
             m.d.comb += [
                 enc.count.eq(d.out_width),
@@ -977,7 +981,7 @@ class Accelerator(wiring.Component):
             # the compressed write-back's start values, loaded on every cycle before it (d is
             # the pass's from SETUP on, offs change only in it): entering it is then no
             # condition on these registers (the compute-done test is a long path)
-            with m.If(xstate != _Exec.WRITEBACK):
+            with m.If(~x_wb):
                 m.d.sync += [c_phase.eq(0), c_f.eq(0), c_j.eq(0), wb_col.eq(0),
                              a_valid.eq(0), a1_valid.eq(0), a_req_done.eq(0),
                              c_off.eq(Mux(d.out_first, 0, offs[0])),
