@@ -334,12 +334,16 @@ class PE(wiring.Component):
         f = Signal(range((max(self._psum_depth, self._filter_depth) if self._ws
                           else self._psum_depth) + 1))
         # The modes this PE was built with (constant 0 otherwise, so their logic vanishes).
+        # The mode codes are one-hot (WS = 1, OS = 2; 3 is refused by PERowConfig and by the
+        # controller's descriptor check), so each flag is one configuration bit, not a
+        # decode in front of every use.
         is_ws = Signal()
         is_os = Signal()
+        assert (MODE_WS, MODE_OS) == (1, 2)
         if self._ws:
-            m.d.comb += is_ws.eq(cfg.mode == MODE_WS)
+            m.d.comb += is_ws.eq(cfg.mode[0])
         if self._os:
-            m.d.comb += is_os.eq(cfg.mode == MODE_OS)
+            m.d.comb += is_os.eq(cfg.mode[1])
         f_addr = Signal(range(self._filter_depth + 1))
 
         x_all_issued = Signal()
@@ -570,15 +574,21 @@ class PE(wiring.Component):
                 m.d.comb += self.can_issue.eq(can_out)
 
         # ---- multiply ----------------------------------------------------------------------
+        # the accumulator's write-back to the psum scratchpad (a slot that is not its psum's
+        # last, first or not gated) is decided here from the stage before: a last slot is
+        # the only one that stalls, so a writing slot never waits, and the scratchpad's
+        # enables start at a flip-flop
+        w2 = Signal()
         with m.If(~stall):
             m.d.sync += [v2.eq(v1), f2.eq(f1), first2.eq(first1), last2.eq(last1),
-                         zero2.eq(zero1), prod2.eq(Mux(zero1, 0, f_rd.data * i1))]
+                         zero2.eq(zero1), prod2.eq(Mux(zero1, 0, f_rd.data * i1)),
+                         w2.eq(v1 & ~is_ws & ~last1 & (first1 | ~zero1))]
 
         # ---- accumulate --------------------------------------------------------------------
         total = Signal(signed(pw))
         go2 = v2 & ~stall
         writes = Signal()                # the accumulator goes back to the psum scratchpad
-        m.d.comb += writes.eq(go2 & ~is_ws & ~last2 & (first2 | ~zero2))
+        m.d.comb += writes.eq(w2)
         with m.If(writes):
             m.d.sync += psum_spad[f2].eq(total)
         if rr:
