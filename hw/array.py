@@ -204,8 +204,9 @@ class PEArray(wiring.Component):
         # flip-flops ``keep`` (:data:`REPLICA_ATTR`) -- synthesis would merge them otherwise.
         cfgs, accumulate = [self.cfg] * rows, self.accumulate
         if regd:
-            cfgs = [Signal(self.cfg_layout, name=f"pe_cfg{r}", attrs={REPLICA_ATTR: 1})
-                    for r in range(rows)]
+            # (reset-less: loaded in every cycle, so no reset logic before their flip-flops)
+            cfgs = [Signal(self.cfg_layout, name=f"pe_cfg{r}", reset_less=True,
+                           attrs={REPLICA_ATTR: 1}) for r in range(rows)]
             accumulate = Signal(name="pe_accumulate")
             m.d.sync += [c.eq(self.cfg) for c in cfgs]
             m.d.sync += accumulate.eq(self.accumulate)

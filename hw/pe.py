@@ -386,14 +386,28 @@ class PE(wiring.Component):
                     m.d.sync += self.counters[name].eq(self.counters[name] + 1)
 
         # ---- control -----------------------------------------------------------------------
+        # With ``registered_ready`` the filter network sees flip-flops: the PE's ready is
+        # set with the next phase (f_rdy = phase == LOAD), and the last filter word's test
+        # is a flag set with the address (fw_last = fw_addr == filter_words - 1), so the
+        # array-wide AND of the filter handshake starts at flip-flops and a delivered word
+        # reaches the phase through one flag.
+        f_rdy = Signal()
+        fw_last = Signal()
+        if rr:
+            m.d.sync += f_rdy.eq(phase_n == _Phase.LOAD)
+            m.d.comb += self.filter.ready.eq(f_rdy)
+        else:
+            m.d.comb += [self.filter.ready.eq(phase == _Phase.LOAD),
+                         fw_last.eq(fw_addr == filter_words_m1)]
         with m.Switch(phase):
             with m.Case(_Phase.IDLE):
                 with m.If(self.start):
                     m.d.comb += phase_n0.eq(_Phase.LOAD)
                     m.d.sync += [fw_addr.eq(0), row.eq(0), *row_start]
+                    if rr:
+                        m.d.sync += fw_last.eq(cfg.filter_words == 1)
             with m.Case(_Phase.LOAD):
                 m.d.comb += [
-                    self.filter.ready.eq(1),
                     f_wr.addr.eq(fw_addr),
                     f_wr.data.eq(self.filter.payload),
                     f_wr.en.eq(self.filter.valid),
@@ -401,7 +415,9 @@ class PE(wiring.Component):
                 count("filter_writes", self.filter.valid)
                 with m.If(self.filter.valid):
                     m.d.sync += fw_addr.eq(fw_addr + 1)
-                    with m.If(fw_addr == filter_words_m1):
+                    if rr:
+                        m.d.sync += fw_last.eq(fw_addr + 1 == filter_words_m1)
+                    with m.If(fw_last):
                         m.d.comb += phase_n0.eq(_Phase.RUN)
             with m.Case(_Phase.RUN):
                 with m.If(row_done):
@@ -500,6 +516,8 @@ class PE(wiring.Component):
                         # OS: the filters served this output only; load them again
                         m.d.comb += phase_n.eq(_Phase.LOAD)
                         m.d.sync += fw_addr.eq(0)
+                        if rr:
+                            m.d.sync += fw_last.eq(filter_words_m1 == 0)
             m.d.sync += [first1.eq(k == 0), last1.eq(last_k), f1.eq(f), zero1.eq(zero0)]
             with m.If(first_f):
                 m.d.sync += i1.eq(i_rd.data)

@@ -155,9 +155,9 @@ def _outputs(ctx, pe):
 @pytest.mark.parametrize("mode", [MODE_RS, MODE_WS, MODE_OS], ids=["rs", "ws", "os"])
 @pytest.mark.parametrize("seed", range(6))
 def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
-    """``registered_ready`` computes the ifmap ``ready`` and ``can_issue`` a cycle ahead; under
-    random inputs (valid, ready, go, data, a second start) both PEs must show the same
-    outputs in every cycle."""
+    """``registered_ready`` computes the ifmap and filter ``ready`` and ``can_issue`` a cycle
+    ahead; under random inputs (valid, ready, go, data, a second start) both PEs must show
+    the same outputs in every cycle."""
     rng = np.random.default_rng(500 + seed)
     r = random.Random(seed)
     # a one-word output FIFO (odd seeds) fills often: slots stall, then resume on a pop
