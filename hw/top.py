@@ -886,6 +886,8 @@ class Accelerator(wiring.Component):
         c_daddr = Signal(ADDR_BITS)
         c_iaddr = Signal(ADDR_BITS)
         c_i = Signal(8)
+        c_i_last = Signal()                  # c_i == nidx - 1, set with c_i (no adder and
+        #                                      compare before the plane's last beat)
         offs = Array(Signal(16, name=f"rlc_off{f}") for f in range(p.psum_spad_depth))
         ends = Array(Signal(16, name=f"rlc_end{j}") for j in range(cols))
         a_valid = Signal()
@@ -1002,11 +1004,11 @@ class Accelerator(wiring.Component):
                                              c_phase.eq(0)]
                     with m.Case(2):
                         with m.If(idx_req_on & self.wr_req.ready):
-                            m.d.sync += [c_phase.eq(3), c_i.eq(0)]
+                            m.d.sync += [c_phase.eq(3), c_i.eq(0), c_i_last.eq(nidx == 1)]
                     with m.Case(3):
                         with m.If(self.wr_data.ready):
-                            m.d.sync += c_i.eq(c_i + 1)
-                            with m.If(c_i == nidx - 1):
+                            m.d.sync += [c_i.eq(c_i + 1), c_i_last.eq(c_i + 2 == nidx)]
+                            with m.If(c_i_last):
                                 m.d.sync += [offs[c_f].eq(c_off), c_f.eq(c_f + 1),
                                              c_j.eq(0), wb_col.eq(0), c_phase.eq(0),
                                              c_off.eq(Mux(d.out_first, 0, offs[c_f + 1])),
@@ -1015,6 +1017,10 @@ class Accelerator(wiring.Component):
 
         # ---- the controller ---------------------------------------------------------------
         k_ch = Signal(12)                       # channel burst counter (DMA in)
+        # no channel burst left (k_ch == nch_valid, or none at all): a flip-flop set with
+        # k_ch (the descriptor at the stream's head is stable until the hand-over), so the
+        # next burst's start is not behind a compare
+        k_done = Signal()
         k_dram = Signal(ADDR_BITS)
         k_glb = Signal(range(p.glb_words * rows + 1))
         loading = ((lstate == _Load.DMA_FILT) | (lstate == _Load.DMA_IN) |
@@ -1052,13 +1058,14 @@ class Accelerator(wiring.Component):
                     m.d.comb += [rd_go.eq(1), go_addr.eq(dl.filt_dram),
                                  go_len.eq(dl.filt_words), go_dst.eq(dl.filt_glb)]
                     m.d.sync += [k_ch.eq(0), k_dram.eq(dl.in_dram), k_idx.eq(dl.in_idx),
+                                 k_done.eq((dl.nch_valid == 0) | (dl.in_burst == 0)),
                                  k_glb.eq(ld.glb_lo), *go_l(_Load.DMA_FILT)]
             with m.Case(_Load.DMA_FILT):
                 with m.If(~rd_busy):
                     m.d.sync += go_l(_Load.DMA_IN)
             with m.Case(_Load.DMA_IN):
                 with m.If(~rd_busy):
-                    with m.If((k_ch == dl.nch_valid) | (dl.in_burst == 0)):
+                    with m.If(k_done):
                         m.d.sync += go_l(_Load.READY)
                     with m.Elif(dl.in_rlc):
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_idx), go_len.eq(dl.in_idx_len),
@@ -1067,12 +1074,13 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram), go_len.eq(dl.in_burst),
                                      go_dst.eq(k_glb)]
-                        m.d.sync += [k_ch.eq(k_ch + 1),
+                        m.d.sync += [k_ch.eq(k_ch + 1), k_done.eq(k_ch + 1 == dl.nch_valid),
                                      k_dram.eq(k_dram + dl.in_ch_stride),
                                      k_glb.eq(k_glb + dl.ch_words)]
             with m.Case(_Load.IDX):
                 start = Mux(dl.in_a_zero, 0, idx_start)
-                next_channel = [k_ch.eq(k_ch + 1), k_dram.eq(k_dram + dl.in_ch_stride),
+                next_channel = [k_ch.eq(k_ch + 1), k_done.eq(k_ch + 1 == dl.nch_valid),
+                                k_dram.eq(k_dram + dl.in_ch_stride),
                                 k_glb.eq(k_glb + dl.ch_words), k_idx.eq(k_idx + dl.in_idx_stride),
                                 *go_l(_Load.DMA_IN)]
                 with m.If(~rd_busy):
