@@ -460,10 +460,11 @@ class Accelerator(wiring.Component):
         # the PEs) never reaches the block RAMs' enables. With ``registered_networks``, the
         # block RAM's output (fl_valid) goes through a register into a FIFO beside it and from
         # there into the network's register (fn_*, see _queued_network_register): a word is
-        # offered four cycles after its read, and every word after the first the cycle after the one
-        # before it was taken. Two PEs (no network register): a read is issued when fewer
-        # than two words are out (in the block RAM's output register and in a skid register,
-        # fb_valid); the skid word, else the block RAM's output, goes straight to the PEs.
+        # offered four cycles after its read, and every word after the first the cycle after
+        # the one before it was taken. Two PEs (no network register): a read is issued when
+        # fewer than two words are out (in the block RAM's output register and in a skid
+        # register, fb_valid); the skid word, else the block RAM's output, goes straight to
+        # the PEs.
         fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
         fl_empty = Signal()                  # no filter word read and not yet taken
         fl_more = Signal()                   # fl_n != filt_words, a flop (one compare less
