@@ -391,9 +391,9 @@ class PE(wiring.Component):
         # is a flag set with the address (fw_last = fw_addr == filter_words - 1), so the
         # array-wide AND of the filter handshake starts at flip-flops and a delivered word
         # reaches the phase through one flag.
-        f_rdy = Signal()
         fw_last = Signal()
         if rr:
+            f_rdy = Signal()
             m.d.sync += f_rdy.eq(phase_n == _Phase.LOAD)
             m.d.comb += self.filter.ready.eq(f_rdy)
         else:
