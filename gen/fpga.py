@@ -218,7 +218,7 @@ def _yosys_script(family: str, sources: list[str], *, stat: str, netlist: str | 
     """Read the Verilog, keep the accelerator's hierarchy, synthesize, write the statistics."""
     synth = "synth_ecp5" if family == "ecp5" else "synth_ice40 -dsp"
     lines = [f"read_verilog {s}" for s in sources]
-    lines += [f"hierarchy -top {TOP}", _keep_accel(),
+    lines += [f"hierarchy -top {TOP}", _after_read(),
               f"{synth} -top {TOP}" + (" -run :map_luts" if stop_before_luts else "")]
     lines += [f"tee -q -o {stat} stat -json"]
     if netlist:
@@ -226,7 +226,7 @@ def _yosys_script(family: str, sources: list[str], *, stat: str, netlist: str | 
     return "\n".join(lines) + "\n"
 
 
-def _keep_accel() -> str:
+def _after_read() -> str:
     """Yosys commands after reading the design: keep the accelerator's hierarchy (its cells
     are reported apart from the harness's), and keep the flip-flops of deliberate register
     copies (:data:`hw.array.REPLICA_ATTR`), which ``opt_merge`` would fold into one."""
@@ -503,7 +503,7 @@ def _board_flow(target: Target, out: Path, *, verilog: str, timeout, seed, say) 
     synth_opts = "-dsp" if target.family == "ice40" else ""
     plan = platform.build(
         _board_top(target), name="rowstat", build_dir=str(out), do_build=False,
-        synth_opts=synth_opts, script_after_read=_keep_accel(),
+        synth_opts=synth_opts, script_after_read=_after_read(),
         script_after_synth="tee -q -o stat.json stat -json",
         nextpnr_opts=f"--report report.json --detailed-timing-report --timing-allow-fail "
                      f"--seed {seed}" + (" --router router2" if target.family == "ecp5" else ""))

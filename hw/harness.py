@@ -171,7 +171,7 @@ class Harness(wiring.Component):
         w_ptr = Signal(abits)
         w_left = Signal.like(acc.wr_req.payload.len)
         m.d.comb += acc.wr_data.ready.eq(w_busy)
-        q_valid = Signal()
+        q_valid = Signal()                 # (without slices: no request register, always 0)
         if self._slices:
             q_addr = Signal(abits)
             q_len = Signal.like(acc.wr_req.payload.len)

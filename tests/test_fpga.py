@@ -7,13 +7,12 @@ import json
 import math
 
 import pytest
-
-from gen.cli import main
 from amaranth.back import verilog
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from gen.cli import main
 from gen.fpga import (TARGETS, TOP, FitError, _check_fit, _constraint, _pnr_result, _run,
                       _tool, _yosys_script, synthesize, yosys_cells)
 from hw.array import REPLICA_ATTR
