@@ -698,12 +698,20 @@ class Accelerator(wiring.Component):
             q_valid = Signal(name=f"pb_qvalid{j}")
             q_data = Signal(signed(pw), name=f"pb_qdata{j}")
             q_adv = Signal(name=f"pb_qadv{j}")
+            # (fast designs: through a skid buffer, so the array's psum_in.ready -- the bottom
+            # PE's output handshake -- does not reach the block RAM's enable and address;
+            # a word passes straight through while the array takes it: same cycles)
+            pin = array.psum_in[j]
+            if fast:
+                sk = m.submodules[f"pb_skid{j}"] = SkidBuffer(signed(pw))
+                wiring.connect(m, sk.o, array.psum_in[j])
+                pin = sk.i
             m.d.comb += [
-                q_adv.eq(~q_valid | array.psum_in[j].ready),
+                q_adv.eq(~q_valid | pin.ready),
                 r_adv.eq(~r_valid | q_adv),
                 r_issue.eq(pin_run & r_adv & (r_n != pf) & col_on[j]),
-                array.psum_in[j].valid.eq(q_valid),
-                array.psum_in[j].payload.eq(q_data),
+                pin.valid.eq(q_valid),
+                pin.payload.eq(q_data),
             ]
             with m.If(q_adv):
                 m.d.sync += [q_valid.eq(r_valid), q_data.eq(pb_r[j].data)]
