@@ -1222,7 +1222,8 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     ``fields`` (name -> value) is the word the cycle after its read (``src_valid``, no stall:
     the stage and then the FIFO take it). Reads go on credit: ``issue`` counts a word out, its
     move into the network's register brings it back, and at most ``depth`` words are out
-    (read, in the stage, in the FIFO); the decision ``can_issue`` is a flip-flop. From a read
+    (read, in the stage, in the FIFO or the side register after it); the decision
+    ``can_issue`` is a flip-flop. From a read
     to its word's move is four cycles, so five credits keep a word per cycle flowing. Returns
     ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
     valid flag and fields by name."""
@@ -1233,10 +1234,23 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     fifo = SyncFIFO(width=layout.size, depth=depth)
     m.submodules[f"{name}_fifo"] = fifo
     m.d.comb += [fifo.w_en.eq(stage_valid), fifo.w_data.eq(stage)]
-    head = data.View(layout, fifo.r_data)
-    valid, regs, moves = _network_register(m, name, fifo.r_rdy,
+    # A side register between the FIFO and the network's register: the FIFO's head moves
+    # on whenever the side register is empty (into the network's register if that one moves,
+    # else into the side register), so the FIFO's read enable and pointers are flip-flop
+    # decisions, not the network's ready (an AND over the PEs). The network's register takes
+    # the side register's word first: it sees the same words in the same cycles.
+    side_valid = Signal(name=f"{name}_side_valid")
+    side = Signal(layout.size, name=f"{name}_side")
+    head = data.View(layout, Mux(side_valid, side, fifo.r_data))
+    valid, regs, moves = _network_register(m, name, side_valid | fifo.r_rdy,
                                            {k: head[k] for k in fields}, ready)
-    m.d.comb += fifo.r_en.eq(moves)
+    pop = fifo.r_rdy & ~side_valid
+    m.d.comb += fifo.r_en.eq(pop)
+    with m.If(side_valid):
+        with m.If(moves):
+            m.d.sync += side_valid.eq(0)
+    with m.Elif(pop & ~moves):
+        m.d.sync += [side_valid.eq(1), side.eq(fifo.r_data)]
     out = Signal(range(depth + 1), name=f"{name}_out")      # words read, not yet moved in
     out_next = Signal.like(out)
     can_issue = Signal(name=f"{name}_can_issue", init=1)
