@@ -320,7 +320,11 @@ class Accelerator(wiring.Component):
         rd_mode = Signal(2)
         go_mode = Signal(2)
         idx_start = Signal(16)
-        idx_end = Signal(16)
+        # from the last beat: the data burst's length (end - start) and whether the entries
+        # are corrupt (end <= start, or beyond the channel), registered, so the next burst's
+        # start decision is a flip-flop, not two comparators after the beat's lane
+        idx_len = Signal(16)
+        idx_bad = Signal()
         rd_first = Signal()
         dec_take = Signal()                  # mode 2: the decoder (or the drain) takes a beat
         with m.If(rd_go):
@@ -342,7 +346,11 @@ class Accelerator(wiring.Component):
                         with m.If(rd_first):
                             m.d.sync += idx_start.eq(idx_lanes[dl.in_lane_a])
                         with m.If(rd_left == 1):
-                            m.d.sync += idx_end.eq(idx_lanes[dl.in_lane_b])
+                            end = idx_lanes[dl.in_lane_b]
+                            start = Mux(dl.in_a_zero, 0,
+                                        Mux(rd_first, idx_lanes[dl.in_lane_a], idx_start))
+                            m.d.sync += [idx_len.eq(end - start),
+                                         idx_bad.eq((end <= start) | (end > dl.in_ch_stride))]
                 with m.Case(2):
                     m.d.comb += rdd.ready.eq(dec_take)
             with m.If(rdd.valid & rdd.ready):
@@ -1093,13 +1101,13 @@ class Accelerator(wiring.Component):
                                 k_glb.eq(k_glb + dl.ch_words), k_idx.eq(k_idx + dl.in_idx_stride),
                                 *go_l(_Load.DMA_IN)]
                 with m.If(~rd_busy):
-                    with m.If((idx_end <= start) | (idx_end > dl.in_ch_stride)):
+                    with m.If(idx_bad):
                         # a corrupt index: no data burst, an error status, on to the next
                         m.d.sync += [self.error.eq(1), self.error_code.eq(DescError.RLC)]
                         m.d.sync += next_channel
                     with m.Else():
                         m.d.comb += [rd_go.eq(1), go_addr.eq(k_dram + start),
-                                     go_len.eq(idx_end - start), go_mode.eq(2)]
+                                     go_len.eq(idx_len), go_mode.eq(2)]
                         m.d.sync += [rows_left.eq(dl.row_hi - dl.row_lo), v_left.eq(0),
                                      rows_zero.eq(dl.row_hi == dl.row_lo), v_zero.eq(1),
                                      v_one.eq(0),
