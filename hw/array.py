@@ -47,10 +47,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import AcceleratorParams
-from .pe import PE, PE_COUNTERS, REPLICA_ATTR, pe_config_layout
+from .pe import PE, PE_COUNTERS, pe_config_layout
 from .skid import SkidBuffer
 
 __all__ = ["PEArray", "ifmap_word_layout", "filter_word_layout", "REPLICA_ATTR"]
+
+#: Attribute on a register's signal that is a deliberate copy of another (to split a fan-out):
+#: synthesis would merge identical flip-flops, so the FPGA flow marks the flip-flops driving
+#: signals with it ``keep``. Simulators ignore it.
+REPLICA_ATTR = "rowstat_replica"
 
 
 def _tree_sum(values):
@@ -157,12 +162,8 @@ class PEArray(wiring.Component):
         # Beyond a couple of PEs the ifmap handshake and the lockstep issue are array-wide:
         # each PE then presents its ``ready`` and ``can_issue`` from flip-flops (same cycles)
         regd = self.registered_ready
-        # ... and with copies of those flip-flops, one per PE row and one for the network's
-        # source: each row's handshake is an AND of its own over the array's PEs, so no
-        # handshake net fans out to every PE (the copies are the same value: same cycles)
-        copies = rows + 1 if regd else 0
-        pes = [[PE.from_params(p, counters=False, registered_ready=regd, copies=copies)
-                for _ in range(cols)] for _ in range(rows)]
+        pes = [[PE.from_params(p, counters=False, registered_ready=regd) for _ in range(cols)]
+               for _ in range(rows)]
         for r in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{r}_{j}"] = pes[r][j]
@@ -220,47 +221,31 @@ class PEArray(wiring.Component):
         m.d.comb += self.busy.eq(Cat(*busy).any())
 
         # ---- filter network ----------------------------------------------------------------
-        def handshake(hits, ready_of, ready_x_of, name):
-            """The multicast's ready (to the source) and each row's delivery condition: a
-            word goes out only when all its targets take it. With copies, row ``r`` ANDs
-            copy ``r`` of every PE's ready, the source copy ``rows``."""
-            def all_ready(c):
-                return Cat(*[~hits[r2][j] | (ready_x_of(pes[r2][j])[c] if copies
-                                             else ready_of(pes[r2][j]))
-                             for r2 in range(rows) for j in range(cols)]).all()
-            if not copies:
-                ok = Signal(name=f"{name}_ok")
-                m.d.comb += ok.eq(all_ready(0))
-                return ok, [ok] * rows
-            oks = [Signal(name=f"{name}_ok{c}") for c in range(rows + 1)]
-            m.d.comb += [ok.eq(all_ready(c)) for c, ok in enumerate(oks)]
-            return oks[rows], oks[:rows]
-
-        f_hit = [[row_on[r] & (self.filter.payload.g == r // L) & col_on[j]
-                  for j in range(cols)] for r in range(rows)]
-        f_src, f_row = handshake(f_hit, lambda pe: pe.filter.ready,
-                                 lambda pe: pe.filter_ready_x, "f")
+        f_ok = []
         for r in range(rows):
+            target_row = row_on[r] & (self.filter.payload.g == r // L)
             for j in range(cols):
                 pe = pes[r][j]
+                hit = target_row & col_on[j]
                 # a multicast word is delivered only when all its targets take it (OS
                 # reloads reach PEs that enter their load phase at different times)
                 m.d.comb += [pe.filter.payload.eq(self.filter.payload.data[r % L]),
-                             pe.filter.valid.eq(self.filter.valid & f_hit[r][j] & f_row[r])]
-        m.d.comb += self.filter.ready.eq(f_src)
+                             pe.filter.valid.eq(self.filter.valid & hit & self.filter.ready)]
+                f_ok.append(~hit | pe.filter.ready)
+        m.d.comb += self.filter.ready.eq(Cat(*f_ok).all())
 
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
         hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
-        i_hit = [[hits[r * cols + j] for j in range(cols)] for r in range(rows)]
-        i_src, i_row = handshake(i_hit, lambda pe: pe.ifmap.ready,
-                                 lambda pe: pe.ifmap_ready_x, "i")
+        i_ok = []
         for r in range(rows):
             for j in range(cols):
                 pe = pes[r][j]
+                hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & i_hit[r][j] & i_row[r])]
-        m.d.comb += self.ifmap.ready.eq(i_src)
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
+                i_ok.append(~hit | pe.ifmap.ready)
+        m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
         # ---- psum chains -------------------------------------------------------------------
         # The top active row (the column's output), one-hot and registered with the IDs: the
@@ -303,11 +288,9 @@ class PEArray(wiring.Component):
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
-            # (row r's own AND over copy r of every PE's can_issue, with copies)
+            go = Signal()
+            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
             for r in range(rows):
-                go = Signal(name=f"go{r}")
-                m.d.comb += go.eq(Cat(*[pe.can_issue_x[r] if copies else pe.can_issue
-                                        for row in pes for pe in row]).all())
                 for j in range(cols):
                     m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -67,12 +67,7 @@ from amaranth.lib.wiring import In, Out
 from .params import AcceleratorParams
 
 __all__ = ["PE", "PERowConfig", "PE_COUNTERS", "MAX_ROW_WIDTH", "MAX_STRIDE", "pe_depths",
-           "MODE_RS", "MODE_WS", "MODE_OS", "REPLICA_ATTR"]
-
-#: Attribute on a register's signal that is a deliberate copy of another (to split a fan-out):
-#: synthesis would merge identical flip-flops, so the FPGA flow marks the flip-flops driving
-#: signals with it ``keep``. Simulators ignore it.
-REPLICA_ATTR = "rowstat_replica"
+           "MODE_RS", "MODE_WS", "MODE_OS"]
 
 #: ``cfg.mode`` values (the descriptor's ``dataflow`` codes).
 MODE_RS, MODE_WS, MODE_OS = 0, 1, 2
@@ -207,17 +202,12 @@ class PE(wiring.Component):
     events (a word completing a column, a slot completing an output step, a word leaving the
     output FIFO) and selected by them. The PE behaves the same cycle for cycle (a test runs
     both side by side); an array's handshakes across many PEs then start at registers.
-    With ``copies = n`` (and ``registered_ready``) the PE also presents ``n`` copies of each
-    of those flip-flops (``filter_ready_x``, ``ifmap_ready_x``, ``can_issue_x``, bit ``c`` =
-    copy ``c``), so an array can give each row of PEs an AND of its own over them: each
-    copy then drives one row's handshake, not every PE of the array.
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
                  filter_depth: int, psum_depth: int, counter_width: int = 32,
                  out_fifo_depth: int = 2, counters: bool = True, ws: bool = False,
-                 os: bool = False, filter_ram: str = "auto", registered_ready: bool = False,
-                 copies: int = 0):
+                 os: bool = False, filter_ram: str = "auto", registered_ready: bool = False):
         if psum_width < 2 * data_width:
             raise ValueError(f"psum_width = {psum_width} is out of range: allowed "
                              f"{2 * data_width}..64")
@@ -237,10 +227,6 @@ class PE(wiring.Component):
                              f"{', '.join(map(repr, RAM_STYLES))}")
         self._filter_ram = filter_ram
         self._registered_ready = bool(registered_ready)
-        if copies < 0 or (copies and not registered_ready):
-            raise ValueError(f"copies = {copies} is out of range: allowed 0, or >= 1 with "
-                             f"registered_ready")
-        self._copies = copies
         self.cfg_layout = pe_config_layout(ifmap_depth, filter_depth, psum_depth)
         ports = {
             "cfg":      In(self.cfg_layout),
@@ -256,10 +242,6 @@ class PE(wiring.Component):
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
         if ws:
             ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
-        if copies:
-            ports.update(filter_ready_x=Out(copies), ifmap_ready_x=Out(copies))
-            if ws or os:
-                ports["can_issue_x"] = Out(copies)
         if counters:
             ports["counters"] = Out(data.StructLayout({n: unsigned(counter_width)
                                                        for n in PE_COUNTERS}))
@@ -298,14 +280,6 @@ class PE(wiring.Component):
         cfg = self.cfg
         dw, pw = self._dw, self._pw
         rr = self._registered_ready
-
-        def copied(port, value, name):
-            # ``copies`` flip-flops loaded with ``value`` (the copies of a handshake register)
-            regs = [Signal(name=f"{name}_x{c}", attrs={REPLICA_ATTR: 1})
-                    for c in range(self._copies)]
-            m.d.sync += [r.eq(value) for r in regs]
-            if regs:
-                m.d.comb += port.eq(Cat(*regs))
 
         # The configuration's "last index" values (cfg.x - 1): registered with
         # ``registered_ready`` (cfg is stable from the start pulse on; the first use is a
@@ -421,8 +395,6 @@ class PE(wiring.Component):
         if rr:
             f_rdy = Signal()
             m.d.sync += f_rdy.eq(phase_n == _Phase.LOAD)
-            if self._copies:
-                copied(self.filter_ready_x, phase_n == _Phase.LOAD, "f_rdy")
             m.d.comb += self.filter.ready.eq(f_rdy)
         else:
             m.d.comb += [self.filter.ready.eq(phase == _Phase.LOAD),
@@ -598,8 +570,6 @@ class PE(wiring.Component):
                 acc_n[1].eq(acc_sel[1]),
             ]
             m.d.sync += acc_q.eq(Mux(sx, acc_n[1], acc_n[0]))
-            if self._copies:
-                copied(self.ifmap_ready_x, Mux(sx, acc_n[1], acc_n[0]), "acc_q")
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise
                 # the slot now in multiply stalls next if it is a last one and the FIFO will
@@ -620,9 +590,6 @@ class PE(wiring.Component):
                 m.d.sync += [can_q.eq(Mux(sx, can_n[1], can_n[0])),
                              can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
                 m.d.comb += self.can_issue.eq(can_out)
-                if self._copies:
-                    copied(self.can_issue_x, Mux(sx, can_n[1], can_n[0]) | ~self.active,
-                           "can_out")
 
         # ---- multiply ----------------------------------------------------------------------
         # the accumulator's write-back to the psum scratchpad (a slot that is not its psum's
