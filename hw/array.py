@@ -9,7 +9,9 @@ Networks (Eyeriss GIN style):
   ``filt_rows`` and ``stride`` and registered, so the match is one comparator per PE.
 * **Filter network** -- one global-buffer word per cycle, ``LANES`` weights wide, tagged with a
   row group ``g``: lane ``l`` goes to every active PE of row ``g*LANES + l``. A row of PEs
-  shares its filters (they convolve different ifmap rows with the same filter rows).
+  shares its filters (they convolve different ifmap rows with the same filter rows). A word's
+  targets load in step (see the filter network below), so the handshake is the targets' own
+  ``ready``: no AND over the array.
 * **Psum chains** -- PE ``(r, j)`` passes its partial sums to ``(r+1, j)``; the bottom PE of a
   column takes the column's ``psum_in`` (the psum buffer, when accumulating across passes), the
   top *active* PE drives the column's ``psum_out``.
@@ -221,18 +223,29 @@ class PEArray(wiring.Component):
         m.d.comb += self.busy.eq(Cat(*busy).any())
 
         # ---- filter network ----------------------------------------------------------------
-        f_ok = []
+        # The targets of a word (the active PEs of one row group) are ready together: they
+        # start together, take the same words, and in OS go back to loading together (their
+        # slots issue in lockstep), so each PE takes a word on its own ``ready`` and the
+        # source sees the ready of the group's first PE, (g * LANES, 0), active whenever any
+        # PE of the group is (a word without targets is taken at once). No AND over the
+        # array's PEs, and nothing array-wide between a PE's ready and its write: a target
+        # that was not ready with the others would lose or repeat words, which every RTL
+        # test's word-by-word comparison with the golden model would show.
+        groups = -(-rows // L)
+        g = self.filter.payload.g
+        first = [pes[k * L][0] for k in range(groups)]
+        first_on = [row_on[k * L] & col_on[0] for k in range(groups)]
+        m.d.comb += self.filter.ready.eq(Mux(first_on[0], first[0].filter.ready, 1))
+        for k in range(1, groups):
+            with m.If(g == k):
+                m.d.comb += self.filter.ready.eq(Mux(first_on[k], first[k].filter.ready, 1))
         for r in range(rows):
-            target_row = row_on[r] & (self.filter.payload.g == r // L)
+            target_row = row_on[r] & (g == r // L)
             for j in range(cols):
                 pe = pes[r][j]
                 hit = target_row & col_on[j]
-                # a multicast word is delivered only when all its targets take it (OS
-                # reloads reach PEs that enter their load phase at different times)
                 m.d.comb += [pe.filter.payload.eq(self.filter.payload.data[r % L]),
-                             pe.filter.valid.eq(self.filter.valid & hit & self.filter.ready)]
-                f_ok.append(~hit | pe.filter.ready)
-        m.d.comb += self.filter.ready.eq(Cat(*f_ok).all())
+                             pe.filter.valid.eq(self.filter.valid & hit & pe.filter.ready)]
 
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
