@@ -362,8 +362,13 @@ class PE(wiring.Component):
         # a row's start (after ``start`` and after every row): the ring's and taps' first
         # positions, and the flags for filter 0 and window word 0 (cfg holds the pass)
         row_start = [xs_ring.eq(cfg.ring_cols), xs_taps.eq(cfg.taps)]
+        # the window start after the next output step, (base + step_words) mod ring_words,
+        # kept a step ahead (``registered_ready``: no adder, comparator and subtractor
+        # between the issue decision and the ring addresses)
+        base_n = Signal.like(base)
         if rr:
-            row_start += [xs_ring1.eq(cfg.ring_cols + cfg.stride),
+            row_start += [base_n.eq(cfg.step_words),
+                          xs_ring1.eq(cfg.ring_cols + cfg.stride),
                           xs_taps1.eq(cfg.taps + cfg.stride),
                           last_f_q.eq(cfg.filters == 1), last_k_q.eq(cfg.window_words == 1)]
         row_done = Signal()
@@ -499,11 +504,15 @@ class PE(wiring.Component):
                     m.d.sync += [last_f_q.eq(filters_m1 == 0),
                                  last_k_q.eq(k + 1 == window_words_m1)]
                 with m.If(last_k):
-                    next_base = base + cfg.step_words
-                    wrapped = Mux(next_base >= cfg.ring_words, next_base - cfg.ring_words,
-                                  next_base)
-                    m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1),
-                                 base.eq(wrapped), rd_addr.eq(wrapped)]
+                    def wrap(b):
+                        nb = b + cfg.step_words
+                        return Mux(nb >= cfg.ring_words, nb - cfg.ring_words, nb)
+                    if rr:
+                        m.d.sync += [base.eq(base_n), rd_addr.eq(base_n),
+                                     base_n.eq(wrap(base_n))]
+                    else:
+                        m.d.sync += [base.eq(wrap(base)), rd_addr.eq(wrap(base))]
+                    m.d.sync += [k.eq(0), f_addr.eq(0), x.eq(x + 1)]
                     if rr:
                         m.d.sync += [xs_ring.eq(xs_ring1), xs_taps.eq(xs_taps1),
                                      xs_ring1.eq(xs_ring1 + cfg.stride),
