@@ -51,8 +51,8 @@ class Harness(wiring.Component):
     ``descriptors`` are packed ``desc`` payloads (``PassDescriptor.pack``); ``dram_init`` the
     DRAM model's initial words (at most ``dram_depth``). ``slices``: registers between the
     harness and the accelerator's descriptor, DMA and status ports, as a bus would have (the
-    descriptor and each read word a cycle later, each write request a cycle later into the
-    DRAM model and each written word a cycle later into the memory), so that no path runs from
+    descriptor and each read word a cycle later, each write request and each written word
+    through a register of their own, and each word a cycle later into the memory), so that no path runs from
     the harness's memories through the accelerator's logic, nor from the accelerator's logic
     into the DRAM model's pointers; ``False`` saves their flip-flops (the iCE40UP5K flow:
     ``pico`` fills the device).
@@ -170,8 +170,24 @@ class Harness(wiring.Component):
         w_busy = Signal()
         w_ptr = Signal(abits)
         w_left = Signal.like(acc.wr_req.payload.len)
-        m.d.comb += acc.wr_data.ready.eq(w_busy)
         q_valid = Signal()                 # (without slices: no request register, always 0)
+        # with slices the data beats come through a register slice too (d_*, with a skid
+        # register e_*): the accelerator's valid reaches registers, not the burst's pointer
+        # and count
+        d_valid, e_valid = Signal(), Signal()
+        if self._slices:
+            d_data, e_data = Signal(p.dram_width), Signal(p.dram_width)
+            comes = acc.wr_data.valid & ~e_valid
+            m.d.comb += acc.wr_data.ready.eq(~e_valid)
+            with m.If(~d_valid | w_busy):
+                m.d.sync += [d_valid.eq(e_valid | comes), e_valid.eq(0),
+                             d_data.eq(Mux(e_valid, e_data, acc.wr_data.payload))]
+            with m.Elif(comes):
+                m.d.sync += [e_valid.eq(1), e_data.eq(acc.wr_data.payload)]
+            beat_valid, beat_data = d_valid, d_data
+        else:
+            m.d.comb += acc.wr_data.ready.eq(w_busy)
+            beat_valid, beat_data = acc.wr_data.valid, acc.wr_data.payload
         if self._slices:
             q_addr = Signal(abits)
             q_len = Signal.like(acc.wr_req.payload.len)
@@ -192,14 +208,13 @@ class Harness(wiring.Component):
         w_en = Signal()
         w_addr = Signal(abits)
         w_data = Signal(p.dram_width)
-        w_now = [w_en.eq(w_busy & acc.wr_data.valid), w_addr.eq(w_ptr),
-                 w_data.eq(acc.wr_data.payload)]
+        w_now = [w_en.eq(w_busy & beat_valid), w_addr.eq(w_ptr), w_data.eq(beat_data)]
         if self._slices:
             m.d.sync += w_now
         else:
             m.d.comb += w_now
         m.d.comb += [mem_w.addr.eq(w_addr), mem_w.data.eq(w_data), mem_w.en.eq(w_en)]
-        with m.If(w_busy & acc.wr_data.valid):
+        with m.If(w_busy & beat_valid):
             m.d.sync += [w_ptr.eq(w_ptr + 1), w_left.eq(w_left - 1)]
             with m.If(w_left == 1):
                 m.d.sync += w_busy.eq(0)
@@ -226,5 +241,5 @@ class Harness(wiring.Component):
 
         m.d.comb += [self.error.eq(acc.error)]
         m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~o_valid & ~q_valid & ~w_busy &
-                                 ~w_en)
+                                 ~w_en & ~d_valid & ~e_valid)
         return m
