@@ -226,11 +226,7 @@ class PEArray(wiring.Component):
                 m.d.comb += pe.cfg.psum_in_en.eq(accumulate if r == 0 else 1)
                 m.d.comb += pe.start.eq(self.start & row_on[r] & col_on[j])
                 busy.append(pe.busy)
-        if regd:
-            # registered a cycle ahead (the OR of every PE's busy_next): same value
-            m.d.sync += self.busy.eq(Cat(*[pe.busy_next for row in pes for pe in row]).any())
-        else:
-            m.d.comb += self.busy.eq(Cat(*busy).any())
+        m.d.comb += self.busy.eq(Cat(*busy).any())
 
         # ---- filter network ----------------------------------------------------------------
         # The targets of a word (the active PEs of one row group) are ready together: they

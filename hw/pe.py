@@ -202,9 +202,8 @@ class PE(wiring.Component):
     events (a word completing a column, a slot completing an output step, a word leaving the
     output FIFO) and selected by them. The PE behaves the same cycle for cycle (a test runs
     both side by side); an array's handshakes across many PEs then start at registers.
-    ``ifmap_ready_next``, ``can_issue_next`` and ``busy_next`` are what those flip-flops (and
-    the phase) load: with them an array can compute its AND (OR) over the PEs a cycle ahead
-    and register it.
+    ``ifmap_ready_next`` and ``can_issue_next`` are what those flip-flops load: with them
+    an array can compute its AND over the PEs a cycle ahead and register it.
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
@@ -247,7 +246,6 @@ class PE(wiring.Component):
             # next cycle's ifmap ready and can_issue (what their flip-flops load): an array
             # can register its AND over the PEs a cycle ahead
             ports["ifmap_ready_next"] = Out(1)
-            ports["busy_next"] = Out(1)
             if ws or os:
                 ports["can_issue_next"] = Out(1)
         if ws:
@@ -448,8 +446,6 @@ class PE(wiring.Component):
                     m.d.comb += phase_n0.eq(_Phase.IDLE)
 
         m.d.comb += self.busy.eq(phase != _Phase.IDLE)
-        if rr:
-            m.d.comb += self.busy_next.eq(phase_n != _Phase.IDLE)
 
         # ---- ifmap write side --------------------------------------------------------------
         in_run = phase == _Phase.RUN
