@@ -113,9 +113,6 @@ class PEArray(wiring.Component):
         self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
-            # ... and what ``ifmap_hit`` holds next cycle (the register's next value: the
-            # array registers its ifmap handshake a cycle ahead)
-            extra["ifmap_hit_next"] = In(rows * cols)
         # IDs and activity (registered: stable a cycle after the pass inputs; col_id and
         # col_end a cycle later). Made here so that :meth:`ifmap_hits` can use them.
         self._row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
@@ -256,29 +253,15 @@ class PEArray(wiring.Component):
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
         hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
-        if regd:
-            # The handshake (every target ready) registered: its flip-flops load the AND of
-            # next cycle's values, each PE's ``ifmap_ready_next`` and the word's next
-            # targets, so they hold this cycle's AND and the same words move in the same
-            # cycles. One copy per PE row and one for the source (kept apart by
-            # REPLICA_ATTR): no AND tree between a PE's ready and any PE's write.
-            ok_next = Cat(*[~self.ifmap_hit_next[r * cols + j] | pes[r][j].ifmap_ready_next
-                            for r in range(rows) for j in range(cols)]).all()
-            i_ready = [Signal(name=f"i_ready{c}", init=1, attrs={REPLICA_ATTR: 1})
-                       for c in range(rows + 1)]
-            m.d.sync += [c.eq(ok_next) for c in i_ready]
-            i_row, i_src = i_ready[:rows], i_ready[rows]
-        else:
-            i_src = Signal(name="i_ready")
-            m.d.comb += i_src.eq(Cat(*[~hits[r * cols + j] | pes[r][j].ifmap.ready
-                                       for r in range(rows) for j in range(cols)]).all())
-            i_row = [i_src] * rows
+        i_ok = []
         for r in range(rows):
             for j in range(cols):
                 pe = pes[r][j]
+                hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & hits[r * cols + j] & i_row[r])]
-        m.d.comb += self.ifmap.ready.eq(i_src)
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
+                i_ok.append(~hit | pe.ifmap.ready)
+        m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
         # ---- psum chains -------------------------------------------------------------------
         # The top active row (the column's output), one-hot and registered with the IDs: the
@@ -321,20 +304,11 @@ class PEArray(wiring.Component):
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
-            if regd:
-                # registered a cycle ahead, as the ifmap handshake: the AND of every PE's
-                # ``can_issue_next``, one copy per PE row
-                go_next = Cat(*[pe.can_issue_next for row in pes for pe in row]).all()
-                gos = [Signal(name=f"go{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
-                m.d.sync += [g.eq(go_next) for g in gos]
-            else:
-                go = Signal()
-                m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
-                gos = [go] * rows
+            go = Signal()
+            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
             for r in range(rows):
                 for j in range(cols):
-                    m.d.comb += [pes[r][j].go.eq(gos[r]),
-                                 pes[r][j].active.eq(row_on[r] & col_on[j])]
+                    m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):

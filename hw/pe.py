@@ -202,8 +202,6 @@ class PE(wiring.Component):
     events (a word completing a column, a slot completing an output step, a word leaving the
     output FIFO) and selected by them. The PE behaves the same cycle for cycle (a test runs
     both side by side); an array's handshakes across many PEs then start at registers.
-    ``ifmap_ready_next`` and ``can_issue_next`` are what those flip-flops load: with them
-    an array can compute its AND over the PEs a cycle ahead and register it.
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
@@ -242,12 +240,6 @@ class PE(wiring.Component):
         }
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
-        if registered_ready:
-            # next cycle's ifmap ready and can_issue (what their flip-flops load): an array
-            # can register its AND over the PEs a cycle ahead
-            ports["ifmap_ready_next"] = Out(1)
-            if ws or os:
-                ports["can_issue_next"] = Out(1)
         if ws:
             ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
         if counters:
@@ -586,8 +578,7 @@ class PE(wiring.Component):
                                              Mux(start_ev, acc_start, acc_sel[0]))),
                 acc_n[1].eq(acc_sel[1]),
             ]
-            m.d.comb += self.ifmap_ready_next.eq(Mux(sx, acc_n[1], acc_n[0]))
-            m.d.sync += acc_q.eq(self.ifmap_ready_next)
+            m.d.sync += acc_q.eq(Mux(sx, acc_n[1], acc_n[0]))
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise
                 # the slot now in multiply stalls next if it is a last one and the FIFO will
@@ -606,10 +597,8 @@ class PE(wiring.Component):
                 # array's AND over its PEs takes flip-flops only (4 per LUT)
                 can_out = Signal()
                 m.d.sync += [can_q.eq(Mux(sx, can_n[1], can_n[0])),
-                             can_out.eq(self.can_issue_next)]
-                m.d.comb += [self.can_issue.eq(can_out),
-                             self.can_issue_next.eq(Mux(sx, can_n[1], can_n[0]) |
-                                                    ~self.active)]
+                             can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
+                m.d.comb += self.can_issue.eq(can_out)
 
         # ---- multiply ----------------------------------------------------------------------
         # the accumulator's write-back to the psum scratchpad (a slot that is not its psum's

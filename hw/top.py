@@ -486,7 +486,7 @@ class Accelerator(wiring.Component):
             m.d.comb += [fl_more.eq(fl_n != d.filt_words), fl_idx_last.eq(fl_idx == pp_pqs_m1),
                          fl_rep_more.eq(fl_rep + 1 != d.out_width)]
         if fast:
-            fl_can, fl_out_none, fn_valid, fn, _ = _queued_network_register(
+            fl_can, fl_out_none, fn_valid, fn = _queued_network_register(
                 m, "fn", fl_valid, dict(data=fl_data, g=fl_out_g), array.filter.ready,
                 fl_issue)
             m.d.comb += [
@@ -584,11 +584,10 @@ class Accelerator(wiring.Component):
             o_hit = Signal(p.rows * p.cols)
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
-            g_can, g_none, n_valid, n, n_next = _queued_network_register(
+            g_can, g_none, n_valid, n = _queued_network_register(
                 m, "n", o_valid, dict(data=o_data, s=o_s, h=o_h, hit=o_hit),
                 array.ifmap.ready, g_issue)
-            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"]),
-                         array.ifmap_hit_next.eq(n_next["hit"])]
+            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
             b_valid = Signal()
@@ -1234,9 +1233,8 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     (read, in the stage, in the FIFO or the side register after it); the decision
     ``can_issue`` is a flip-flop. From a read
     to its word's move is four cycles, so five credits keep a word per cycle flowing. Returns
-    ``can_issue``, ``empty`` (no word out, the network's register empty), the register's
-    valid flag and fields by name, and the fields' next values (what the register holds next
-    cycle) by name."""
+    ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
+    valid flag and fields by name."""
     layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
     stage_valid = Signal(name=f"{name}_stage_valid")
     stage = Signal(layout.size, name=f"{name}_stage")
@@ -1266,8 +1264,7 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     can_issue = Signal(name=f"{name}_can_issue", init=1)
     m.d.comb += out_next.eq(out + issue - moves)
     m.d.sync += [out.eq(out_next), can_issue.eq(out_next != depth)]
-    nexts = {k: Mux(moves, head[k], regs[k]) for k in fields}
-    return can_issue, (out == 0) & ~valid, valid, regs, nexts
+    return can_issue, (out == 0) & ~valid, valid, regs
 
 
 def _count_bits(bits):
