@@ -30,12 +30,9 @@ the top keeps one counter per kind instead of one per PE.
 
 Timing: with ``params.registered_networks`` (more than two PEs) every PE presents its ifmap
 ``ready`` and its ``can_issue`` from flip-flops (computed a cycle ahead, see the PE's
-``registered_ready``), and also the values those flip-flops load next (``*_next``). The
-array-wide ANDs of the ifmap handshake and of the lockstep ``go`` are then computed a cycle
-ahead from the ``*_next`` values (and the ifmap word's next targets, from the parent) into
-flip-flops, one copy per PE row: each PE's write and issue logic starts at a flip-flop of its
-row, and no path runs from one PE through an AND tree into another PE. ``can_issue`` is high
-in a PE the pass does not use. The schedule is unchanged. The PEs' configuration comes from a
+``registered_ready``), so the array-wide ANDs of the ifmap handshake and of the lockstep
+``go`` start at registers (``can_issue`` is high in a PE the pass does not use, so the AND
+takes flip-flops only); the schedule is unchanged. The PEs' configuration comes from a
 register of the array's (programmed a cycle before ``start``), a skid buffer between two rows
 makes each row's psum ``ready`` a flip-flop (no ready path down a column), and the column's
 top row is one-hot and registered. The event sums are then pipelined (strobes and row counts
