@@ -140,8 +140,9 @@ def test_critical_path_is_the_clocks_not_the_reset_pins():
 
 
 def test_late_endpoints_are_counted_and_grouped_by_register(tmp_path):
-    """Every endpoint that arrives after the period counts; the bits of one register (and
-    the cells Yosys and nextpnr name after it) are one group, latest first."""
+    """Every endpoint of a clock path that arrives after the period counts; the bits of one
+    register (and the cells Yosys and nextpnr name after it) are one group, latest first;
+    paths from input pins (the reset) are counted apart."""
     from gen.fpga import _late_endpoints
 
     def ep(cell, arrival):
@@ -153,9 +154,12 @@ def test_late_endpoints_are_counted_and_grouped_by_register(tmp_path):
         {"net": "b", "endpoints": [ep("accel.glb.1.5", 10.0),
                                    ep("accel.glb.1.5_DOA3_TRELLIS_FF_Q", 9.5),
                                    ep("accel.early_TRELLIS_FF_Q_2", 3.0)]},
+        # from the reset pin: not a clock path, counted apart
+        {"net": "rst", "event": "<async>",
+         "endpoints": [ep("accel.w_ptr_TRELLIS_FF_Q_7", 15.0), ep("accel.ok_TRELLIS_FF_Q", 2.0)]},
     ]}
     le = _late_endpoints(report, 9.09)
-    assert (le["late"], le["total"], le["period_ns"]) == (4, 6, 9.09)
+    assert (le["late"], le["total"], le["period_ns"], le["from_pins"]) == (4, 6, 9.09, 1)
     assert le["groups"] == [
         {"name": "accel.w_ptr", "endpoints": 2, "worst_arrival_ns": 13.8},
         {"name": "accel.glb.1.5", "endpoints": 2, "worst_arrival_ns": 10.0}]
