@@ -24,7 +24,7 @@ sits on its ports, as the cocotb benches' DRAM model does.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
@@ -52,9 +52,9 @@ class Harness(wiring.Component):
     DRAM model's initial words (at most ``dram_depth``). ``slices``: registers between the
     harness and the accelerator's descriptor, DMA and status ports, as a bus would have (the
     descriptor and each read word a cycle later, each write request and each written word
-    through a register of their own, and each word a cycle later into the memory), so that no path runs from
-    the harness's memories through the accelerator's logic, nor from the accelerator's logic
-    into the DRAM model's pointers; ``False`` saves their flip-flops (the iCE40UP5K flow:
+    through a register of their own, and each word a cycle later into the memory), so that no
+    path runs from the harness's memories through the accelerator's logic, nor from the
+    accelerator's logic into the DRAM model's pointers; ``False`` saves their flip-flops (the iCE40UP5K flow:
     ``pico`` fills the device).
     """
 
@@ -130,14 +130,13 @@ class Harness(wiring.Component):
         abits = (depth - 1).bit_length()
 
         # reads: the request is taken when idle; then one word per cycle from the read port,
-        # through a register slice (o_*, with a skid register s_*: the block RAM's enable
-        # does not wait on the accelerator's ready, which is logic, as a bus's slice would)
+        # through a register slice (:func:`_register_slice`: the block RAM's enable does not
+        # wait on the accelerator's ready, which is logic, as a bus's slice would)
         r_busy = Signal()
         r_ptr = Signal(abits)
         r_left = Signal.like(acc.rd_req.payload.len)   # words not yet fetched
         r_have = Signal()                              # mem_r.data holds an unsent word
-        o_valid, s_valid = Signal(), Signal()
-        o_data, s_data = Signal(p.dram_width), Signal(p.dram_width)
+        o_valid = s_valid = Const(0)
         m.d.comb += acc.rd_req.ready.eq(~r_busy)
         with m.If(acc.rd_req.valid & ~r_busy):
             m.d.sync += [r_busy.eq(1), r_ptr.eq(acc.rd_req.payload.addr[:abits]),
@@ -146,14 +145,11 @@ class Harness(wiring.Component):
         m.d.comb += [mem_r.addr.eq(r_ptr), mem_r.en.eq(advance)]
         if self._slices:
             word = Signal()                            # mem_r's word leaves this cycle
+            o_valid, o_data, s_valid = _register_slice(m, "o", word, mem_r.data,
+                                                       acc.rd_data.ready)
             m.d.comb += [word.eq(r_busy & r_have & ~s_valid),
                          advance.eq(r_busy & (~r_have | ~s_valid)),
                          acc.rd_data.valid.eq(o_valid), acc.rd_data.payload.eq(o_data)]
-            with m.If(~o_valid | acc.rd_data.ready):
-                m.d.sync += [o_valid.eq(s_valid | word), s_valid.eq(0),
-                             o_data.eq(Mux(s_valid, s_data, mem_r.data))]
-            with m.Elif(word):
-                m.d.sync += [s_valid.eq(1), s_data.eq(mem_r.data)]
         else:
             m.d.comb += [advance.eq(r_busy & (~r_have | acc.rd_data.ready)),
                          acc.rd_data.valid.eq(r_busy & r_have),
@@ -171,19 +167,15 @@ class Harness(wiring.Component):
         w_ptr = Signal(abits)
         w_left = Signal.like(acc.wr_req.payload.len)
         q_valid = Signal()                 # (without slices: no request register, always 0)
-        # with slices the data beats come through a register slice too (d_*, with a skid
-        # register e_*): the accelerator's valid reaches registers, not the burst's pointer
-        # and count
-        d_valid, e_valid = Signal(), Signal()
+        # with slices the data beats come through a register slice too: the accelerator's
+        # valid reaches registers, not the burst's pointer and count
+        d_valid = e_valid = Const(0)
         if self._slices:
-            d_data, e_data = Signal(p.dram_width), Signal(p.dram_width)
-            comes = acc.wr_data.valid & ~e_valid
-            m.d.comb += acc.wr_data.ready.eq(~e_valid)
-            with m.If(~d_valid | w_busy):
-                m.d.sync += [d_valid.eq(e_valid | comes), e_valid.eq(0),
-                             d_data.eq(Mux(e_valid, e_data, acc.wr_data.payload))]
-            with m.Elif(comes):
-                m.d.sync += [e_valid.eq(1), e_data.eq(acc.wr_data.payload)]
+            comes = Signal()
+            d_valid, d_data, e_valid = _register_slice(m, "d", comes, acc.wr_data.payload,
+                                                       w_busy)
+            m.d.comb += [comes.eq(acc.wr_data.valid & ~e_valid),
+                         acc.wr_data.ready.eq(~e_valid)]
             beat_valid, beat_data = d_valid, d_data
         else:
             m.d.comb += acc.wr_data.ready.eq(w_busy)
@@ -243,3 +235,19 @@ class Harness(wiring.Component):
         m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~o_valid & ~q_valid & ~w_busy &
                                  ~w_en & ~d_valid & ~e_valid)
         return m
+
+
+def _register_slice(m, name, comes, payload, taken):
+    """A register slice: ``payload`` is taken when ``comes`` (the producer sees the slice's
+    ready as ``~skid``), ``valid``/``data`` are registers, and the word leaves when
+    ``taken``; a word that arrives while the output register is held waits in a skid
+    register, so neither side's handshake reaches the other's logic. Returns (valid, data,
+    skid): ``skid`` high means the slice takes nothing this cycle."""
+    width = len(payload)
+    valid, skid = Signal(name=f"{name}_valid"), Signal(name=f"{name}_skid")
+    data, held = Signal(width, name=f"{name}_data"), Signal(width, name=f"{name}_held")
+    with m.If(~valid | taken):
+        m.d.sync += [valid.eq(skid | comes), skid.eq(0), data.eq(Mux(skid, held, payload))]
+    with m.Elif(comes):
+        m.d.sync += [skid.eq(1), held.eq(payload)]
+    return valid, data, skid

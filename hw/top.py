@@ -1231,8 +1231,8 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     the stage and then the FIFO take it). Reads go on credit: ``issue`` counts a word out, its
     move into the network's register brings it back, and at most ``depth`` words are out
     (read, in the stage, in the FIFO or the side register after it); the decision
-    ``can_issue`` is a flip-flop. From a read
-    to its word's move is four cycles, so five credits keep a word per cycle flowing. Returns
+    ``can_issue`` is a flip-flop. From a read to its word's move is four cycles, so five
+    credits keep a word per cycle flowing. Returns
     ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
     valid flag and fields by name."""
     layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
