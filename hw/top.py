@@ -486,9 +486,15 @@ class Accelerator(wiring.Component):
             m.d.comb += [fl_more.eq(fl_n != d.filt_words), fl_idx_last.eq(fl_idx == pp_pqs_m1),
                          fl_rep_more.eq(fl_rep + 1 != d.out_width)]
         if fast:
+            # (the stage takes both read ports' words; the OS choice comes after it)
+            raw = dict(data=glb_r.data, g=fl_out_g)
+            if glb_rf is not None:
+                raw["data_os"] = glb_rf.data
             fl_can, fl_out_none, fn_valid, fn = _queued_network_register(
-                m, "fn", fl_valid, dict(data=fl_data, g=fl_out_g), array.filter.ready,
-                fl_issue)
+                m, "fn", fl_valid, raw, array.filter.ready, fl_issue,
+                derive=lambda v: dict(
+                    data=Mux(is_os, v.data_os, v.data) if glb_rf is not None else v.data,
+                    g=v.g))
             m.d.comb += [
                 fl_adv.eq(fl_can),
                 fl_empty.eq(fl_out_none),
@@ -584,9 +590,15 @@ class Accelerator(wiring.Component):
             o_hit = Signal(p.rows * p.cols)
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
+            # (the stage takes the block RAM's word; the lane and zero choice come after it)
             g_can, g_none, n_valid, n = _queued_network_register(
-                m, "n", o_valid, dict(data=o_data, s=o_s, h=o_h, hit=o_hit),
-                array.ifmap.ready, g_issue)
+                m, "n", o_valid,
+                dict(word=glb_r.data, lane=o_lane, zero=o_zero, s=o_s, h=o_h, hit=o_hit),
+                array.ifmap.ready, g_issue,
+                derive=lambda v: dict(
+                    data=Mux(v.zero, 0, Array(v.word[l * dw:(l + 1) * dw].as_signed()
+                                              for l in range(L))[v.lane]),
+                    s=v.s, h=v.h, hit=v.hit))
             m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
@@ -1220,7 +1232,7 @@ def _network_register(m, name, src_valid, fields, ready):
     return valid, regs, moves
 
 
-def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
+def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, derive=None):
     """With ``registered_networks``: a global-buffer stream whose block RAM output reaches only
     a register (the stage), the stage only a small FIFO next to it, and the network's register
     (:func:`_network_register`) only the FIFO's head, so neither the block RAM's slow output
@@ -1234,14 +1246,21 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5):
     ``can_issue`` is a flip-flop. From a read to its word's move is four cycles, so five
     credits keep a word per cycle flowing. Returns
     ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
-    valid flag and fields by name."""
-    layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
+    valid flag and fields by name.
+
+    ``derive`` (optional) maps the staged ``fields`` (a view by name) to the fields the FIFO
+    keeps: the stage then takes the block RAM's words as they come out (its slow output meets
+    a register, with nothing in between), and the selection after it."""
+    raw = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
     stage_valid = Signal(name=f"{name}_stage_valid")
-    stage = Signal(layout.size, name=f"{name}_stage")
+    stage = Signal(raw.size, name=f"{name}_stage")
     m.d.sync += [stage_valid.eq(src_valid), stage.eq(Cat(*fields.values()))]
+    staged = data.View(raw, stage)
+    fields = derive(staged) if derive else {k: staged[k] for k in fields}
+    layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
     fifo = SyncFIFO(width=layout.size, depth=depth)
     m.submodules[f"{name}_fifo"] = fifo
-    m.d.comb += [fifo.w_en.eq(stage_valid), fifo.w_data.eq(stage)]
+    m.d.comb += [fifo.w_en.eq(stage_valid), fifo.w_data.eq(Cat(*fields.values()))]
     # A side register between the FIFO and the network's register: the FIFO's head moves
     # on whenever the side register is empty (into the network's register if that one moves,
     # else into the side register), so the FIFO's read enable and pointers are flip-flop
