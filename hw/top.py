@@ -473,7 +473,10 @@ class Accelerator(wiring.Component):
         # fewer than two words are out (in the block RAM's output register and in a skid
         # register, fb_valid); the skid word, else the block RAM's output, goes straight to
         # the PEs.
-        fl_data = (Mux(is_os, glb_rf.data, glb_r.data) if glb_rf is not None else glb_r.data)
+        def os_choice(word, word_os):
+            # the filter words: the second read port's in OS (when the design has OS)
+            return Mux(is_os, word_os, word) if glb_rf is not None else word
+        fl_data = os_choice(glb_r.data, glb_rf.data if glb_rf is not None else None)
         fl_empty = Signal()                  # no filter word read and not yet taken
         fl_more = Signal()                   # fl_n != filt_words, a flop (one compare less
         #                                      before the read's enable and the counters)
@@ -493,8 +496,7 @@ class Accelerator(wiring.Component):
             fl_can, fl_out_none, fn_valid, fn = _queued_network_register(
                 m, "fn", fl_valid, raw, array.filter.ready, fl_issue,
                 derive=lambda v: dict(
-                    data=Mux(is_os, v.data_os, v.data) if glb_rf is not None else v.data,
-                    g=v.g))
+                    data=os_choice(v.data, v.data_os if glb_rf is not None else None), g=v.g))
             m.d.comb += [
                 fl_adv.eq(fl_can),
                 fl_empty.eq(fl_out_none),
@@ -580,10 +582,12 @@ class Accelerator(wiring.Component):
             m.d.comb += g_zero.eq(g_zw | g_zh | g_zk)
         else:
             m.d.comb += g_zero.eq(zw_of(g_w) | zh_of(g_h) | zk_of(g_k))
-        lanes_view = glb_r.data
-        lane_vals = Array(lanes_view[l * dw:(l + 1) * dw].as_signed() for l in range(L))
+        def lane_value(word, lane, zero):
+            # the ifmap value: lane ``lane`` of a global-buffer word, or 0
+            return Mux(zero, 0, Array(word[l * dw:(l + 1) * dw].as_signed()
+                                      for l in range(L))[lane])
         o_data = Signal(signed(dw))
-        m.d.comb += o_data.eq(Mux(o_zero, 0, lane_vals[o_lane]))
+        m.d.comb += o_data.eq(lane_value(glb_r.data, o_lane, o_zero))
         if fast:
             # a large array takes each word's targets from registers, computed from the
             # word's tags as it is read (and kept with it through the FIFO and n_*)
@@ -595,10 +599,8 @@ class Accelerator(wiring.Component):
                 m, "n", o_valid,
                 dict(word=glb_r.data, lane=o_lane, zero=o_zero, s=o_s, h=o_h, hit=o_hit),
                 array.ifmap.ready, g_issue,
-                derive=lambda v: dict(
-                    data=Mux(v.zero, 0, Array(v.word[l * dw:(l + 1) * dw].as_signed()
-                                              for l in range(L))[v.lane]),
-                    s=v.s, h=v.h, hit=v.hit))
+                derive=lambda v: dict(data=lane_value(v.word, v.lane, v.zero),
+                                      s=v.s, h=v.h, hit=v.hit))
             m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
