@@ -476,7 +476,6 @@ class Accelerator(wiring.Component):
         def os_choice(word, word_os):
             # the filter words: the second read port's in OS (when the design has OS)
             return Mux(is_os, word_os, word) if glb_rf is not None else word
-        fl_data = os_choice(glb_r.data, glb_rf.data if glb_rf is not None else None)
         fl_empty = Signal()                  # no filter word read and not yet taken
         fl_more = Signal()                   # fl_n != filt_words, a flop (one compare less
         #                                      before the read's enable and the counters)
@@ -506,6 +505,7 @@ class Accelerator(wiring.Component):
             ]
             m.d.sync += fl_valid.eq(fl_issue)
         else:
+            fl_data = os_choice(glb_r.data, glb_rf.data if glb_rf is not None else None)
             fb_valid = Signal()
             fb_data = Signal(p.dram_width)
             fb_g = Signal.like(fl_g)
@@ -586,8 +586,6 @@ class Accelerator(wiring.Component):
             # the ifmap value: lane ``lane`` of a global-buffer word, or 0
             return Mux(zero, 0, Array(word[l * dw:(l + 1) * dw].as_signed()
                                       for l in range(L))[lane])
-        o_data = Signal(signed(dw))
-        m.d.comb += o_data.eq(lane_value(glb_r.data, o_lane, o_zero))
         if fast:
             # a large array takes each word's targets from registers, computed from the
             # word's tags as it is read (and kept with it through the FIFO and n_*)
@@ -604,6 +602,8 @@ class Accelerator(wiring.Component):
             m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
+            o_data = Signal(signed(dw))
+            m.d.comb += o_data.eq(lane_value(glb_r.data, o_lane, o_zero))
             b_valid = Signal()
             b_data = Signal(signed(dw))
             b_s = Signal.like(o_s)
