@@ -14,6 +14,9 @@ Runs (``--runs`` picks some, default all but ``eyeriss``):
   a2x2-ecp5, a4x4-ecp5,        2x2, 4x4 and 5x6 PEs, 16-bit (the small preset's other
   a5x6-ecp5                    parameters), at 110 MHz: with small (6x7), how Fmax goes with
                                the array's size
+  a2x2-array-ecp5,             the PE array alone (2x2, 4x4, small's 6x7; 16-bit) between
+  a4x4-array-ecp5,             registers, at 110 MHz (gen/fpga.py's ``unit="array"``): the
+  small-array-ecp5             array's own Fmax, apart from the controller and the DMA
   big-ecp5, over-ecp5          8x8 and 8x9 PEs, 16-bit (small's other parameters), packed:
                                once the largest array found to fit ECP5-85F and one size up
                                (8x8 no longer fits since the registered networks; small does)
@@ -38,13 +41,18 @@ from hw.params import dump_toml, preset
 _SMALL = preset("small")
 _PICO = preset("pico")
 
-#: name -> (parameters, target, stage, clock MHz or None for the constraint file's)
+#: name -> (parameters, target, stage, clock MHz or None for the constraint file's[, unit])
 RUNS = {
     "tiny-ecp5": (preset("tiny"), "ecp5-85f", "route", None),
     "small-ecp5": (_SMALL, "ecp5-85f", "route", None),
     "a2x2-ecp5": (_SMALL.replace(name="a2x2", rows=2, cols=2), "ecp5-85f", "route", 110),
     "a4x4-ecp5": (_SMALL.replace(name="a4x4", rows=4, cols=4), "ecp5-85f", "route", 110),
     "a5x6-ecp5": (_SMALL.replace(name="a5x6", rows=5, cols=6), "ecp5-85f", "route", 110),
+    "a2x2-array-ecp5": (_SMALL.replace(name="a2x2", rows=2, cols=2), "ecp5-85f", "route", 110,
+                        "array"),
+    "a4x4-array-ecp5": (_SMALL.replace(name="a4x4", rows=4, cols=4), "ecp5-85f", "route", 110,
+                        "array"),
+    "small-array-ecp5": (_SMALL, "ecp5-85f", "route", 110, "array"),
     "big-ecp5": (_SMALL.replace(name="big", rows=8, cols=8), "ecp5-85f", "pack", None),
     "over-ecp5": (_SMALL.replace(name="over", rows=8, cols=9), "ecp5-85f", "pack", None),
     "eyeriss-ecp5": (preset("eyeriss"), "ecp5-85f", "pack", None),
@@ -56,17 +64,18 @@ DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
 
 
 def run_one(name: str, out: Path, timeout: float | None, say, seed: int = 1) -> dict:
-    params, target, stage, clock = RUNS[name]
+    params, target, stage, clock, *unit = RUNS[name]
+    unit = unit[0] if unit else "accelerator"
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(dump_toml(params))
     row = {"run": name, "preset": params.name, "array": f"{params.rows}x{params.cols}",
            "data_width": params.data_width, "glb_kib": params.glb_kib, "target": target,
-           "stage": stage, "seed": seed}
+           "stage": stage, "seed": seed, "unit": unit}
     t0 = time.monotonic()
     try:
         r = synthesize(params, target, folder, clock_mhz=clock, stage=stage, seed=seed,
-                       timeout=timeout, progress=lambda m: say(f"[{name}] {m}"))
+                       timeout=timeout, unit=unit, progress=lambda m: say(f"[{name}] {m}"))
     except FitError as e:
         row.update(fits=False, reason=str(e).split(" (log:")[0])
         stat = folder / "stat.json"
@@ -84,7 +93,7 @@ def run_one(name: str, out: Path, timeout: float | None, say, seed: int = 1) -> 
 
 
 def _fmt(row: dict) -> str:
-    name = f"{row['run']:13} {row['array']:>5} {row['data_width']:>3}b"
+    name = f"{row['run']:16} {row['array']:>5} {row['data_width']:>3}b"
     if not row["fits"]:
         verdict = "does not fit" if row["fits"] is False else "failed"
         return f"{name}  {verdict}: {row['reason']}  ({row['wall_s']:.0f} s)"
@@ -126,7 +135,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'run':13} {'array':>5} {'dw':>4} {'LUT4':>6} {'FF':>6} {'DSP':>4} {'BRAM':>4} "
+        print(f"{'run':16} {'array':>5} {'dw':>4} {'LUT4':>6} {'FF':>6} {'DSP':>4} {'BRAM':>4} "
               f"{'LUTRAM':>6} {'logic':>5}  {'Fmax':26} {'wall s':>6}")
         for row in rows:
             print(_fmt(row))

@@ -43,7 +43,7 @@ import numpy as np
 from hw.array import REPLICA_ATTR
 from hw.params import AcceleratorParams
 
-__all__ = ["TARGETS", "Target", "FitError", "FlowError", "synthesize", "yosys_cells",
+__all__ = ["TARGETS", "UNITS", "Target", "FitError", "FlowError", "synthesize", "yosys_cells",
            "harness", "harness_program", "harness_verilog", "format_report"]
 
 CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
@@ -144,16 +144,30 @@ def harness(params: AcceleratorParams, *, spec: str | None = None, slices: bool 
     return top, spec, prog
 
 
-def harness_verilog(params: AcceleratorParams, family: str = "ecp5") -> tuple[str, dict]:
-    """Verilog of the harness (module ``rowstat_fpga``) for a device ``family`` and a summary
-    of what it runs. On iCE40 the harness has no register slices (:class:`hw.harness.Harness`):
-    ``pico`` fills the UP5K without room for them."""
+#: What a flow synthesizes: the whole accelerator in :class:`hw.harness.Harness`, or the PE
+#: array alone between registers (:class:`hw.harness.ArrayHarness`).
+UNITS = ("accelerator", "array")
+
+
+def harness_verilog(params: AcceleratorParams, family: str = "ecp5",
+                    unit: str = "accelerator") -> tuple[str, dict]:
+    """Verilog of the harness (module ``rowstat_fpga``, the unit under test its submodule
+    ``accel``) for a device ``family`` and a summary of what it runs. On iCE40 the harness
+    has no register slices (:class:`hw.harness.Harness`): ``pico`` fills the UP5K without
+    room for them. ``unit="array"``: the PE array alone (:class:`hw.harness.ArrayHarness`)."""
     from amaranth.back import verilog
 
     from gen.emit import dedupe_modules
+    if unit not in UNITS:
+        raise ValueError(f"unit = {unit!r} is invalid: allowed {', '.join(UNITS)}")
+    if unit == "array":
+        from hw.harness import ArrayHarness
+        top = ArrayHarness(params)
+        text = dedupe_modules(verilog.convert(top, name=TOP, emit_src=False))
+        return text, {"unit": unit}
     top, spec, prog = harness(params, slices=family != "ice40")
     text = dedupe_modules(verilog.convert(top, name=TOP, emit_src=False))
-    return text, {"layer": spec, "passes": len(prog.descriptors),
+    return text, {"unit": unit, "layer": spec, "passes": len(prog.descriptors),
                   "dram_words": top.dram_depth}
 
 
@@ -235,13 +249,15 @@ def _after_read() -> str:
 
 
 def yosys_cells(params: AcceleratorParams, family: str, work: str | Path, *,
-                map_luts: bool = True, timeout: float | None = None) -> dict:
+                map_luts: bool = True, timeout: float | None = None,
+                unit: str = "accelerator") -> dict:
     """Yosys synthesis only (no place and route): the cell counts of the harness and of the
-    accelerator. ``map_luts=False`` stops before LUT mapping (DSPs, block RAMs, LUT RAM and
-    flip-flops are mapped by then; the LUT counts are not), which is much faster."""
+    unit under test (key ``accelerator``: the accelerator, or the PE array with
+    ``unit="array"``). ``map_luts=False`` stops before LUT mapping (DSPs, block RAMs, LUT RAM
+    and flip-flops are mapped by then; the LUT counts are not), which is much faster."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    text, _ = harness_verilog(params, family)
+    text, _ = harness_verilog(params, family, unit)
     (work / f"{TOP}.v").write_text(text)
     (work / "synth.ys").write_text(_yosys_script(family, [f"{TOP}.v"], stat="stat.json",
                                                  netlist=None,
@@ -538,16 +554,21 @@ STAGES = ("synth", "pack", "route")
 
 def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
                clock_mhz: float | None = None, bitstream: bool = False, stage: str = "route",
-               timeout: float | None = None, seed: int = 1, progress=None) -> dict:
+               timeout: float | None = None, seed: int = 1, unit: str = "accelerator",
+               progress=None) -> dict:
     """Synthesize (and place and route) ``params`` for ``target``; returns the report.
 
     ``clock_mhz`` is the timing target of a device target (default: the constraint file's);
     board targets run at their oscillator's frequency. ``timeout`` bounds each tool run.
     ``stage`` stops the flow early on a device target: ``"synth"`` after Yosys, ``"pack"``
     after nextpnr's packing (the device utilisation, so whether it fits, but no timing).
+    ``unit="array"`` synthesizes the PE array alone between registers (see
+    :class:`hw.harness.ArrayHarness`) instead of the whole accelerator in its harness.
     Raises :class:`FitError` when the design does not fit, :class:`FlowError` when a tool
     fails, ``ValueError`` on bad arguments.
     """
+    if unit not in UNITS:
+        raise ValueError(f"unit = {unit!r} is invalid: allowed {', '.join(UNITS)}")
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}: allowed {', '.join(TARGETS)}")
     tgt = TARGETS[target]
@@ -565,8 +586,9 @@ def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    say(f"harness Verilog for {params.name} ({params.rows}x{params.cols} PEs) ...")
-    text, harness = harness_verilog(params, tgt.family)
+    say(f"harness Verilog for {params.name} ({params.rows}x{params.cols} PEs"
+        f"{', the array alone' if unit == 'array' else ''}) ...")
+    text, harness = harness_verilog(params, tgt.family, unit)
     (out / f"{TOP}.v").write_text(text)
     if tgt.board:
         res = _board_flow(tgt, out, verilog=text, timeout=timeout, seed=seed, say=say)
@@ -578,7 +600,7 @@ def synthesize(params: AcceleratorParams, target: str, out_dir: str | Path, *,
     main = _main_clock(clocks)
     report = {
         "target": target, "device": tgt.description, "stage": stage, "family": tgt.family,
-        "preset": params.name, "hardware_hash": params.hardware_hash,
+        "preset": params.name, "hardware_hash": params.hardware_hash, "unit": unit,
         "array": f"{params.rows}x{params.cols}", "data_width": params.data_width,
         "luts": cells["luts"], "ffs": cells["ffs"], "dsps": cells["dsps"],
         "brams": cells["brams"], "lutram": cells["lutram"], "spram": cells["spram"],
@@ -617,7 +639,7 @@ def format_report(r: dict) -> str:
     dsp = "MULT18X18D" if r["family"] == "ecp5" else "SB_MAC16"
     ram = "DP16KD" if r["family"] == "ecp5" else "SB_RAM40_4K"
     lines = [f"{r['preset']} ({r['array']} PEs, {r['data_width']}-bit) on {r['device']}",
-             f"  {'':14} {'design':>8} {'accelerator':>12}",
+             f"  {'':14} {'design':>8} {r.get('unit', 'accelerator'):>12}",
              f"  {'LUT4':14} {r['luts']:>8} {acc.get('luts', '-'):>12}",
              f"  {'flip-flops':14} {r['ffs']:>8} {acc.get('ffs', '-'):>12}",
              f"  {dsp:14} {r['dsps']:>8} {acc.get('dsps', '-'):>12}",
@@ -648,8 +670,12 @@ def format_report(r: dict) -> str:
         lines.append(f"  (and {le['from_pins']} endpoints after the period on paths from input "
                      f"pins, e.g. the reset: not clock paths)")
     h = r["harness"]
-    lines.append(f"  harness: runs {h['layer']} ({h['passes']} passes) from a "
-                 f"{h['dram_words']}-word DRAM model in block RAM")
+    if h.get("unit") == "array":
+        lines.append("  harness: the PE array alone, every input from a scan-chain flip-flop "
+                     "(LFSR-fed), every output into a signature register")
+    else:
+        lines.append(f"  harness: runs {h['layer']} ({h['passes']} passes) from a "
+                     f"{h['dram_words']}-word DRAM model in block RAM")
     if r.get("bitstream"):
         lines.append(f"  bitstream: {r['bitstream']}")
     lines.append(f"  wall time {r['wall_s']} s ({', '.join(f'{k[:-2]} {v} s' for k, v in r['times'].items())})")

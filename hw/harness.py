@@ -32,7 +32,7 @@ from amaranth.lib.wiring import Out
 from .params import AcceleratorParams
 from .top import TOP_COUNTERS, Accelerator
 
-__all__ = ["Harness"]
+__all__ = ["Harness", "ArrayHarness"]
 
 
 def _fold(value, width: int):
@@ -251,3 +251,54 @@ def _register_slice(m, name, comes, payload, taken):
     with m.Elif(comes):
         m.d.sync += [skid.eq(1), held.eq(payload)]
     return valid, data, skid
+
+
+class ArrayHarness(wiring.Component):
+    """The PE array of ``params`` alone, between registers: how fast the array itself runs
+    on an FPGA, apart from the controller, the DMA engines and the codecs around it.
+
+    Every input bit of :class:`hw.array.PEArray` comes from a flip-flop of a scan chain fed
+    by a 32-bit LFSR (each bit its own flip-flop, one LUT-free step from its neighbour), and
+    every output bit goes into a multiple-input signature register (one XOR per bit with the
+    neighbouring bit), whose last eight bits are ``checksum``: every port is driven and
+    observed, every path into and out of the array starts and ends at a flip-flop next to it,
+    and nothing is optimized away. The stimulus is not a meaningful program (this harness is
+    for synthesis and timing, not for simulation): static timing does not depend on it.
+    ``done`` and ``error`` are two more signature bits (the ports of :class:`Harness`, so
+    that the board wrappers take either harness).
+    """
+
+    def __init__(self, params: AcceleratorParams):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be AcceleratorParams, not {params!r}")
+        self._p = params
+        super().__init__({"done": Out(1), "error": Out(1), "checksum": Out(8)})
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Value
+        from amaranth.lib.wiring import Flow
+
+        from .array import PEArray
+        m = Module()
+        m.submodules.accel = arr = PEArray(self._p)
+        ins, outs = [], []
+        for _path, member, value in arr.signature.flatten(arr):
+            (ins if member.flow == Flow.In else outs).append(Value.cast(value))
+        n_in = sum(len(v) for v in ins)
+        n_out = sum(len(v) for v in outs)
+
+        lfsr = Signal(32, init=1)
+        # x^32 + x^22 + x^2 + x + 1 (maximal length), one step per cycle
+        m.d.sync += lfsr.eq(Cat(lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0], lfsr[:31]))
+        chain = Signal(n_in)
+        m.d.sync += chain.eq(Cat(lfsr[0], chain[:-1]) if n_in > 1 else lfsr[0])
+        at = 0
+        for v in ins:
+            m.d.comb += v.eq(chain[at:at + len(v)])
+            at += len(v)
+
+        sig = Signal(max(n_out, 10))
+        gathered = Cat(*outs)
+        m.d.sync += sig.eq(Cat(sig[-1], sig[:-1]) ^ gathered)
+        m.d.comb += [self.checksum.eq(sig[-8:]), self.done.eq(sig[0]), self.error.eq(sig[1])]
+        return m

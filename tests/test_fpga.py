@@ -294,3 +294,35 @@ def test_filter_spad_ram_parameter_places_the_scratchpad(tmp_path, style, lutram
     # the ifmap scratchpad is LUT RAM either way (read combinationally): 12 x 16 bits
     assert cells.get("TRELLIS_DPR16X4", 0) >= (4 + 16 if lutram else 4), cells
     assert cells.get("MULT18X18D") == 1, cells
+
+
+def test_array_alone_keeps_every_pe_and_its_ports(tmp_path):
+    """The PE array alone between registers (bench/fpga.py's ``*-array-*`` runs): Yosys keeps
+    the array as its module with a multiplier and LUT-RAM scratchpads per PE, the psum
+    registers of every PE, and a flip-flop outside it for every input and output bit (the
+    scan chain and the signature register) -- so the array's ports are all driven and
+    observed, and the array is not optimized away."""
+    from amaranth.hdl import Fragment, Value
+    from amaranth.lib.wiring import Flow
+
+    from hw.array import PEArray
+    p = preset("tiny")
+    cells = yosys_cells(p, "ecp5", tmp_path, map_luts=False, timeout=600, unit="array")
+    arr = cells["accelerator"]
+    assert arr is not None, "the array must stay a module of its own"
+    assert arr["cells"].get("MULT18X18D", 0) >= p.num_pes
+    assert arr["lutram"] >= 2 * p.num_pes
+    assert arr["ffs"] >= p.num_pes * p.psum_spad_depth * p.psum_width
+    a = PEArray(p)
+    Fragment.get(a, None)                       # (elaborated: no "never used" warning)
+    bits = {Flow.In: 0, Flow.Out: 0}
+    for _path, member, value in a.signature.flatten(a):
+        bits[member.flow] += len(Value.cast(value))
+    # outside the array (the harness's own cells): the scan chain (its first 31 flip-flops
+    # are the LFSR's, which Yosys merges), the signature register, and no memory
+    stat = json.loads((tmp_path / "stat.json").read_text())["modules"]
+    top = stat.get("\\" + TOP, stat.get(TOP))["num_cells_by_type"]
+    assert top.get("TRELLIS_FF", 0) >= bits[Flow.In] + bits[Flow.Out]
+    assert not any(k.startswith(("DP16KD", "TRELLIS_DPR")) for k in top)
+    with pytest.raises(ValueError, match="unit = 'pe' is invalid: allowed accelerator, array"):
+        yosys_cells(p, "ecp5", tmp_path, unit="pe")
