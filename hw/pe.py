@@ -291,10 +291,21 @@ class PE(wiring.Component):
             reg = Signal(value.shape(), name=f"{name}_m1")
             m.d.sync += reg.eq(value)
             return reg
+        # ... and cfg.x - 2 (``registered_ready`` only; signed, so -1 matches no counter):
+        # the flags "the next value is the last" compare a counter with it, not counter + 1
+        # with cfg.x - 1 (no adder in front of the comparator)
+        def last2(name):
+            reg = Signal(signed(len(cfg[name]) + 1), name=f"{name}_m2")
+            m.d.sync += reg.eq(cfg[name] - 2)
+            return reg
         filter_words_m1, rows_m1, ring_words_m1 = (last("filter_words"), last("rows"),
                                                    last("ring_words"))
         channels_m1, filters_m1, window_words_m1, out_width_m1 = (
             last("channels"), last("filters"), last("window_words"), last("out_width"))
+        if rr:
+            filter_words_m2, filters_m2, window_words_m2, rows_m2, out_width_m2 = (
+                last2("filter_words"), last2("filters"), last2("window_words"), last2("rows"),
+                last2("out_width"))
 
         # ---- storage ---------------------------------------------------------------------
         m.submodules.filter_spad = filter_spad = Memory(
@@ -347,7 +358,19 @@ class PE(wiring.Component):
         f_addr = Signal(range(self._filter_depth + 1))
 
         x_all_issued = Signal()
-        m.d.comb += x_all_issued.eq(x == cfg.out_width)
+        x_is_last = Signal()            # x == out_width - 1
+        row_is_last = Signal()          # row == rows - 1
+        # With ``registered_ready`` all three are flags set with the counters (at a row's
+        # start from cfg, on each step from a compare with cfg.x - 2), so no comparator of
+        # two 12- or 16-bit registers sits between the issue decision and the phase, the
+        # ring and the handshakes.
+        x_all_q, x_last_q, row_last_q = Signal(), Signal(), Signal()
+        if rr:
+            m.d.comb += [x_all_issued.eq(x_all_q), x_is_last.eq(x_last_q),
+                         row_is_last.eq(row_last_q)]
+        else:
+            m.d.comb += [x_all_issued.eq(x == cfg.out_width), x_is_last.eq(x == out_width_m1),
+                         row_is_last.eq(row == rows_m1)]
         # With ``registered_ready``: the next values of the counters the handshakes compare
         # (wcol + 1, xs_* + stride) and the "last filter / last window word" flags live in
         # flip-flops of their own, so every comparator of the next-cycle handshakes starts at
@@ -367,7 +390,8 @@ class PE(wiring.Component):
         # between the issue decision and the ring addresses)
         base_n = Signal.like(base)
         if rr:
-            row_start += [base_n.eq(cfg.step_words),
+            row_start += [x_all_q.eq(cfg.out_width == 0), x_last_q.eq(cfg.out_width == 1),
+                          base_n.eq(cfg.step_words),
                           xs_ring1.eq(cfg.ring_cols + cfg.stride),
                           xs_taps1.eq(cfg.taps + cfg.stride),
                           last_f_q.eq(cfg.filters == 1), last_k_q.eq(cfg.window_words == 1)]
@@ -410,7 +434,8 @@ class PE(wiring.Component):
                     m.d.comb += phase_n0.eq(_Phase.LOAD)
                     m.d.sync += [fw_addr.eq(0), row.eq(0), *row_start]
                     if rr:
-                        m.d.sync += fw_last.eq(cfg.filter_words == 1)
+                        m.d.sync += [fw_last.eq(cfg.filter_words == 1),
+                                     row_last_q.eq(cfg.rows == 1)]
             with m.Case(_Phase.LOAD):
                 m.d.comb += [
                     f_wr.addr.eq(fw_addr),
@@ -421,7 +446,7 @@ class PE(wiring.Component):
                 with m.If(self.filter.valid):
                     m.d.sync += fw_addr.eq(fw_addr + 1)
                     if rr:
-                        m.d.sync += fw_last.eq(fw_addr + 1 == filter_words_m1)
+                        m.d.sync += fw_last.eq(fw_addr == filter_words_m2)
                     with m.If(fw_last):
                         m.d.comb += phase_n0.eq(_Phase.RUN)
             with m.Case(_Phase.RUN):
@@ -430,8 +455,8 @@ class PE(wiring.Component):
                                  x.eq(0), base.eq(0), k.eq(0), rd_addr.eq(0),
                                  f.eq(0), f_addr.eq(0), *row_start]
                     if rr:
-                        m.d.sync += wcol1.eq(1)
-                    with m.If(row == rows_m1):
+                        m.d.sync += [wcol1.eq(1), row_last_q.eq(row == rows_m2)]
+                    with m.If(row_is_last):
                         m.d.comb += phase_n0.eq(_Phase.DRAIN)
             with m.Case(_Phase.DRAIN):
                 with m.If(~v1 & ~v2 & ~out_fifo.r_rdy & ~self.psum_out.valid):
@@ -496,13 +521,13 @@ class PE(wiring.Component):
             with m.If(~last_f):
                 m.d.sync += [f.eq(f + 1), f_addr.eq(f_addr + cfg.window_words)]
                 if rr:
-                    m.d.sync += last_f_q.eq(f + 1 == filters_m1)
+                    m.d.sync += last_f_q.eq(f == filters_m2)
             with m.Else():
                 m.d.sync += [f.eq(0), f_addr.eq(k + 1), k.eq(k + 1),
                              rd_addr.eq(Mux(rd_addr == ring_words_m1, 0, rd_addr + 1))]
                 if rr:
                     m.d.sync += [last_f_q.eq(filters_m1 == 0),
-                                 last_k_q.eq(k + 1 == window_words_m1)]
+                                 last_k_q.eq(k == window_words_m2)]
                 with m.If(last_k):
                     def wrap(b):
                         nb = b + cfg.step_words
@@ -517,11 +542,12 @@ class PE(wiring.Component):
                         m.d.sync += [xs_ring.eq(xs_ring1), xs_taps.eq(xs_taps1),
                                      xs_ring1.eq(xs_ring1 + cfg.stride),
                                      xs_taps1.eq(xs_taps1 + cfg.stride),
-                                     last_k_q.eq(window_words_m1 == 0)]
+                                     last_k_q.eq(window_words_m1 == 0),
+                                     x_all_q.eq(x_last_q), x_last_q.eq(x == out_width_m2)]
                     else:
                         m.d.sync += [xs_ring.eq(xs_ring + cfg.stride),
                                      xs_taps.eq(xs_taps + cfg.stride)]
-                    with m.If(is_os & (x != out_width_m1)):
+                    with m.If(is_os & ~x_is_last):
                         # OS: the filters served this output only; load them again
                         m.d.comb += phase_n.eq(_Phase.LOAD)
                         m.d.sync += fw_addr.eq(0)
@@ -545,7 +571,7 @@ class PE(wiring.Component):
             row_reset = in_run & row_done                  # everything back to column 0
             start_ev = (phase == _Phase.IDLE) & self.start
             wcol_a = [wcol, wcol1]
-            x_end = [x_all_issued, x == out_width_m1]
+            x_end = [x_all_issued, x_is_last]
             ring_b = [xs_ring, xs_ring1]
             taps_b = [xs_taps, xs_taps1]
             acc_ab = [[Signal(name=f"acc_next_{a}{b}") for b in range(2)] for a in range(2)]
@@ -568,10 +594,11 @@ class PE(wiring.Component):
             acc_reset = (cfg.width != 0) & ((cfg.out_width == 0) | (cfg.ring_cols != 0))
             rdy_reset = (cfg.out_width != 0) & (cfg.taps == 0)
             # at start: no word and no slot this cycle, the ring's first columns
-            acc_start = (wcol != cfg.width) & (x_all_issued | (wcol < cfg.ring_cols))
+            # (x is 0 at start; its flags follow the new configuration a cycle later)
+            acc_start = (wcol != cfg.width) & ((cfg.out_width == 0) | (wcol < cfg.ring_cols))
             in_run_n0 = phase_n0 == _Phase.RUN
             in_ring_n0 = in_run_n0 | (is_os & (phase_n0 == _Phase.LOAD))
-            in_run_n1 = ~(is_os & (x != out_width_m1))
+            in_run_n1 = ~(is_os & ~x_is_last)
             acc_n = [Signal(name=f"acc_n{b}", attrs={"keep": 1}) for b in range(2)]
             m.d.comb += [
                 acc_n[0].eq(in_ring_n0 & Mux(row_reset, acc_reset,
