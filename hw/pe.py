@@ -306,6 +306,7 @@ class PE(wiring.Component):
             filter_words_m2, filters_m2, window_words_m2, rows_m2, out_width_m2 = (
                 last2("filter_words"), last2("filters"), last2("window_words"), last2("rows"),
                 last2("out_width"))
+            channels_m2 = last2("channels")
 
         # ---- storage ---------------------------------------------------------------------
         m.submodules.filter_spad = filter_spad = Memory(
@@ -395,8 +396,17 @@ class PE(wiring.Component):
                           xs_ring1.eq(cfg.ring_cols + cfg.stride),
                           xs_taps1.eq(cfg.taps + cfg.stride),
                           last_f_q.eq(cfg.filters == 1), last_k_q.eq(cfg.window_words == 1)]
+        # wcol == width (the row's columns all received) and wch == channels - 1 (the word
+        # completes a column): flags too with ``registered_ready``
+        wcol_end, wch_last = Signal(), Signal()
+        wcol_end_q, wch_last_q = Signal(), Signal()
+        if rr:
+            row_start += [wcol_end_q.eq(cfg.width == 0), wch_last_q.eq(cfg.channels == 1)]
+            m.d.comb += [wcol_end.eq(wcol_end_q), wch_last.eq(wch_last_q)]
+        else:
+            m.d.comb += [wcol_end.eq(wcol == cfg.width), wch_last.eq(wch == channels_m1)]
         row_done = Signal()
-        m.d.comb += row_done.eq(x_all_issued & (wcol == cfg.width))
+        m.d.comb += row_done.eq(x_all_issued & wcol_end)
 
         # ---- pipeline registers ----------------------------------------------------------
         v1 = Signal(); f1 = Signal.like(f); first1 = Signal(); last1 = Signal()
@@ -469,7 +479,7 @@ class PE(wiring.Component):
         # OS: a PE reloading its filters keeps taking ifmap words into its ring
         in_ring = in_run | (is_os & (phase == _Phase.LOAD))
         accept = Signal()
-        m.d.comb += accept.eq(in_ring & ~row_done & (wcol != cfg.width) &
+        m.d.comb += accept.eq(in_ring & ~row_done & ~wcol_end &
                               (x_all_issued | (wcol < xs_ring)))
         acc_q = Signal()                # ``accept``, a cycle ahead from the next state
         take = Signal()
@@ -483,12 +493,15 @@ class PE(wiring.Component):
         count("ifmap_writes", take)
         with m.If(take):
             m.d.sync += wr_addr.eq(Mux(wr_addr == ring_words_m1, 0, wr_addr + 1))
-            with m.If(wch == channels_m1):
+            with m.If(wch_last):
                 m.d.sync += [wch.eq(0), wcol.eq(wcol + 1)]
                 if rr:
-                    m.d.sync += wcol1.eq(wcol1 + 1)
+                    m.d.sync += [wcol1.eq(wcol1 + 1), wcol_end_q.eq(wcol1 == cfg.width),
+                                 wch_last_q.eq(channels_m1 == 0)]
             with m.Else():
                 m.d.sync += wch.eq(wch + 1)
+                if rr:
+                    m.d.sync += wch_last_q.eq(wch == channels_m2)
 
         # ---- issue -------------------------------------------------------------------------
         issue = Signal()
@@ -566,7 +579,7 @@ class PE(wiring.Component):
             # completes a column, an issued slot that completes an output step, a word
             # leaving the output FIFO) and chosen by them at the end: the array's handshakes
             # then start at flip-flops, and the behaviour is the same cycle for cycle.
-            cw = take & (wch == channels_m1)               # wcol + 1
+            cw = take & wch_last                           # wcol + 1
             sx = issue & last_f & last_k                   # x + 1, xs_* + stride
             row_reset = in_run & row_done                  # everything back to column 0
             start_ev = (phase == _Phase.IDLE) & self.start
@@ -579,7 +592,7 @@ class PE(wiring.Component):
             for a in range(2):
                 for b in range(2):
                     m.d.comb += [
-                        acc_ab[a][b].eq((wcol_a[a] != cfg.width) &
+                        acc_ab[a][b].eq((~wcol_end if a == 0 else wcol1 != cfg.width) &
                                         (x_end[b] | (wcol_a[a] < ring_b[b]))),
                         rdy_ab[a][b].eq(~x_end[b] & (wcol_a[a] >= taps_b[b])),
                     ]
