@@ -646,10 +646,11 @@ class PE(wiring.Component):
         # the only one that stalls, so a writing slot never waits, and the scratchpad's
         # enables start at a flip-flop
         w2 = Signal()
+        w2_n = v1 & ~is_ws & ~last1 & (first1 | ~zero1)
         with m.If(~stall):
             m.d.sync += [v2.eq(v1), f2.eq(f1), first2.eq(first1), last2.eq(last1),
                          zero2.eq(zero1), prod2.eq(Mux(zero1, 0, f_rd.data * i1)),
-                         w2.eq(v1 & ~is_ws & ~last1 & (first1 | ~zero1))]
+                         w2.eq(w2_n)]
 
         # ---- accumulate --------------------------------------------------------------------
         total = Signal(signed(pw))
@@ -662,9 +663,14 @@ class PE(wiring.Component):
             # the sum's old value is read a stage early (acc2, with the value being written
             # now forwarded when it is the same filter's), so the scratchpad's multiplexer
             # is not in front of the adder
+            # The forwarding condition (the slot now in multiply is the same filter's as the
+            # one writing now) is a flip-flop, set when the two stages load: f2 takes f1, f1
+            # takes f if a slot issues (else keeps its value, which then equals f2's).
             acc2 = Signal(signed(pw))
+            fwd = Signal()
             with m.If(~stall):
-                m.d.sync += acc2.eq(Mux(writes & (f2 == f1), total, psum_spad[f1]))
+                m.d.sync += [acc2.eq(Mux(fwd, total, psum_spad[f1])),
+                             fwd.eq(w2_n & Mux(issue, f == f1, 1))]
             m.d.comb += total.eq(Mux(first2, prod2, acc2 + prod2))
         else:
             m.d.comb += total.eq(Mux(first2, prod2, psum_spad[f2] + prod2))
