@@ -285,6 +285,8 @@ class Accelerator(wiring.Component):
             return list(updates) if fast else []
         pp_filters_m1 = per_pass(d.filters - 1, "filters_m1")
         pp_qs_m1 = per_pass(qs - 1, "qs_m1")
+        pp_ncols_m2 = per_pass(d.ncols - 2, "ncols_m2")
+        pp_p_valid_m2 = per_pass(d.p_valid - 2, "p_valid_m2")
 
         # ---- DMA read engine: one burst (dram addr, len) into the GLB at glb_dst -------
         # Designs built for speed take the read data through a skid buffer: the port's
@@ -820,6 +822,16 @@ class Accelerator(wiring.Component):
         wb_last_x = Signal.like(wb_x)
         wb_addr = Signal(ADDR_BITS)
         wb_fbase = Signal(ADDR_BITS)
+        # the plain write-back's "last column" / "last filter" tests and its next filter's
+        # base address (wb_fbase + out_ch_stride): flip-flops kept a step ahead on designs
+        # built for speed (the row-done test then selects among registers)
+        wb_fbase_n = Signal(ADDR_BITS)
+        wb_col_last, wb_f_last = Signal(), Signal()
+        wb_last_col, wb_last_f = Signal(), Signal()
+        if fast:
+            m.d.comb += [wb_last_col.eq(wb_col_last), wb_last_f.eq(wb_f_last)]
+        else:
+            m.d.comb += [wb_last_col.eq(wb_col == ncols_m1), wb_last_f.eq(wb_f == p_valid_m1)]
         wb_req_pending = Signal()
         wb_issuing = Signal()                    # the row's lanes are being issued
         pack = Signal(data.ArrayLayout(signed(dw), L))
@@ -1171,7 +1183,10 @@ class Accelerator(wiring.Component):
                         m.d.sync += [*go_x(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
                                      wb_fbase.eq(d.out_dram), wb_req_pending.eq(1),
-                                     wb_pa.eq(0)]
+                                     wb_pa.eq(0),
+                                     *ahead(wb_col_last.eq(ncols_m1 == 0),
+                                            wb_f_last.eq(p_valid_m1 == 0),
+                                            wb_fbase_n.eq(d.out_dram + d.out_ch_stride))]
                     with m.Else():
                         m.d.sync += go_x(_Exec.DONE)
             with m.Case(_Exec.WRITEBACK):
@@ -1181,18 +1196,24 @@ class Accelerator(wiring.Component):
                               (c_f == p_valid_m1)):
                         m.d.sync += [wb_active.eq(0), *go_x(_Exec.DONE)]
                 with m.Elif(row_idle):
-                    last_col = wb_col == ncols_m1
-                    with m.If(last_col & (wb_f == p_valid_m1)):
+                    with m.If(wb_last_col & wb_last_f):
                         m.d.sync += [wb_active.eq(0), *go_x(_Exec.DONE)]
-                    with m.Elif(last_col):
+                    with m.Elif(wb_last_col):
                         m.d.sync += [wb_col.eq(0), wb_f.eq(wb_f + 1),
-                                     wb_fbase.eq(wb_fbase + d.out_ch_stride),
-                                     wb_addr.eq(wb_fbase + d.out_ch_stride),
-                                     wb_pa.eq(wb_f + 1), wb_req_pending.eq(1)]
+                                     wb_pa.eq(wb_f + 1), wb_req_pending.eq(1),
+                                     *ahead(wb_col_last.eq(ncols_m1 == 0),
+                                            wb_f_last.eq(wb_f == pp_p_valid_m2),
+                                            wb_fbase_n.eq(wb_fbase_n + d.out_ch_stride))]
+                        if fast:
+                            m.d.sync += [wb_fbase.eq(wb_fbase_n), wb_addr.eq(wb_fbase_n)]
+                        else:
+                            m.d.sync += [wb_fbase.eq(wb_fbase + d.out_ch_stride),
+                                         wb_addr.eq(wb_fbase + d.out_ch_stride)]
                     with m.Else():
                         m.d.sync += [wb_col.eq(wb_col + 1),
                                      wb_addr.eq(wb_addr + d.out_row_words),
-                                     wb_pa.eq(wb_f), wb_req_pending.eq(1)]
+                                     wb_pa.eq(wb_f), wb_req_pending.eq(1),
+                                     *ahead(wb_col_last.eq(wb_col == pp_ncols_m2))]
             with m.Case(_Exec.DONE):
                 m.d.sync += self.passes_done.eq(self.passes_done + 1)
                 count("passes", 1)
