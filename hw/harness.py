@@ -249,7 +249,11 @@ def _register_slice(m, name, comes, payload, taken):
     with m.If(~valid | taken):
         m.d.sync += [valid.eq(skid | comes), skid.eq(0), data.eq(Mux(skid, held, payload))]
     with m.Elif(comes):
-        m.d.sync += [skid.eq(1), held.eq(payload)]
+        m.d.sync += skid.eq(1)
+    # the skid register follows the input while it is empty (read only when full): its
+    # enable is a flip-flop, not ``taken``
+    with m.If(~skid):
+        m.d.sync += held.eq(payload)
     return valid, data, skid
 
 

@@ -35,5 +35,10 @@ class SkidBuffer(wiring.Component):
         with m.If(self.o.ready):
             m.d.sync += full.eq(0)
         with m.Elif(self.i.valid & ~full):
-            m.d.sync += [full.eq(1), held.eq(self.i.payload)]
+            m.d.sync += full.eq(1)
+        # ``held`` follows the input while the buffer is empty (it is read only when full,
+        # and it fills with the word of the cycle the buffer fills): its enable is the
+        # ``full`` flip-flop, and the downstream ready stays out of its data registers
+        with m.If(~full):
+            m.d.sync += held.eq(self.i.payload)
         return m

@@ -984,8 +984,11 @@ class Accelerator(wiring.Component):
                              a_word.eq(Mux(a1_valid, a1_word, enc.o.payload)),
                              a_addr.eq(Mux(a1_valid, a1_addr, c_daddr + c_off))]
             with m.Elif(enc_take):
-                m.d.sync += [a1_valid.eq(1), a1_word.eq(enc.o.payload),
-                             a1_addr.eq(c_daddr + c_off)]
+                m.d.sync += a1_valid.eq(1)
+            # the skid register follows the encoder while it is empty (read only when full):
+            # its enable is a flip-flop, not the DRAM's ready
+            with m.If(~a1_valid):
+                m.d.sync += [a1_word.eq(enc.o.payload), a1_addr.eq(c_daddr + c_off)]
             with m.If(a_valid):
                 m.d.comb += [self.wr_req.valid.eq(a_req),
                              self.wr_req.payload.addr.eq(a_addr),
