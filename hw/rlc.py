@@ -156,17 +156,18 @@ class RLCEncoder(_RLCBase):
             with m.If(emit):
                 m.d.sync += zrun.eq(0)
                 with m.If(last | (slot == per_word - 1)):
-                    m.d.sync += [
-                        self.o.payload.eq(Cat(merged, Const(0, self._wb - 1 - len(merged)),
-                                              last)),
-                        self.o.valid.eq(1),
-                        acc.eq(0),
-                        slot.eq(0),
-                    ]
+                    m.d.sync += [self.o.valid.eq(1), acc.eq(0), slot.eq(0)]
                 with m.Else():
                     m.d.sync += [acc.eq(merged), slot.eq(slot + 1)]
             with m.Else():
                 m.d.sync += zrun.eq(zrun + 1)
+
+        # The output word register follows the word being assembled whenever it is free
+        # (it is read only while ``o.valid``, which is set only when a word completes): its
+        # enable is the output handshake's flip-flops, not the value's zero test.
+        with m.If(out_free):
+            m.d.sync += self.o.payload.eq(Cat(merged, Const(0, self._wb - 1 - len(merged)),
+                                              last))
 
         with m.If(self.start & ~self.busy):
             m.d.sync += [remaining.eq(self.count), last.eq(self.count == 1), zrun.eq(0),
