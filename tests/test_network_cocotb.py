@@ -24,3 +24,14 @@ def test_alexnet_mini_chain(sim, stall):
     else:
         own = rtl["cycles"] - rtl["dma_stall_cycles"] - rtl["dram_wr_stall"]
         assert own == model["cycles"] - model["dma_stall_cycles"] - model["dram_wr_stall"]
+
+
+def test_row_index_of_several_words():
+    """A 32-bit DRAM port (and RLC words): a row index word holds two rows' ends, so a pass of
+    four columns writes its index in two beats and reads it back in the next layer. Icarus,
+    two layers with DRAM stalls; a wrong index word decodes the next layer's input wrongly."""
+    params = PRESETS["tiny"].replace(name="tiny_w32", dram_width=32, rlc_word_bits=32)
+    r = run_network(params, list(NETWORKS["alexnet-mini"])[2:4], sim="icarus", seed=3,
+                    stall_prob=0.3)
+    assert [row["match"] for row in r["layers"]] == [True, True], r["layers"]
+    assert r["counters_match_model"], r["counter_diffs"]
