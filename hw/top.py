@@ -1238,12 +1238,17 @@ class Accelerator(wiring.Component):
         # the next descriptor. One condition (after both state machines, so its state updates
         # win), so the descriptor registers take it as a clock enable (set in two places,
         # Yosys builds a multiplexer per bit instead).
+        # The executor's descriptor registers (d, xd) follow the loader's while the executor
+        # is free (IDLE, DONE: nothing reads them there), so they hold the pass's from the
+        # hand-over on with the ``x_free`` flip-flop as their clock enable -- the hand-over
+        # condition (a 388-load net on the 2x2) reaches only the state and the buffer flags.
         hand_over = Signal()
         m.d.comb += hand_over.eq(l_ready & x_free)
+        with m.If(x_free):
+            m.d.sync += [d.eq(dl), xd.eq(ld)]
         with m.If(hand_over):
             m.d.comb += self.desc.ready.eq(1)
-            m.d.sync += [d.eq(dl), xd.eq(ld), xbuf.eq(lbuf), lbuf.eq(~lbuf),
-                         *go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
+            m.d.sync += [xbuf.eq(lbuf), lbuf.eq(~lbuf), *go_l(_Load.IDLE), *go_x(_Exec.SETUP)]
 
         # the one-bit events' registers, here (outside every condition of the count() calls)
         for name, event in one.items():
