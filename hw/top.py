@@ -1015,24 +1015,13 @@ class Accelerator(wiring.Component):
                 m.d.comb += [self.wr_req.valid.eq(1), self.wr_req.payload.addr.eq(c_iaddr),
                              self.wr_req.payload.len.eq(nidx)]
                 count("dram_wr_stall", ~self.wr_req.ready)
-            # The index word of beat c_i is a register, loaded with beat 0's when the index
-            # request is taken and with the next beat's when a beat is taken (the rows' ends
-            # are final by then): no adder, compare and multiplexer of the ends between the
-            # index phase and the write data.
-            def index_word(ci, tag):
+            with m.If(c_on & (c_phase == 3)):
                 entries = []
                 for e in range(n_idx):
-                    k = Signal(8, name=f"rlc_idx_k{e}_{tag}")
-                    m.d.comb += k.eq((ci << e_bits) + e)
+                    k = Signal(8, name=f"rlc_idx_k{e}")
+                    m.d.comb += k.eq((c_i << e_bits) + e)
                     entries.append(Mux(k < d.ncols, ends[k], 0))
-                return Cat(*entries)
-            idx_word = Signal(p.dram_width)
-            with m.If(c_on & (c_phase == 2) & idx_req_on & self.wr_req.ready):
-                m.d.sync += idx_word.eq(index_word(Const(0, 8), "first"))
-            with m.If(c_on & (c_phase == 3) & self.wr_data.ready):
-                m.d.sync += idx_word.eq(index_word(c_i + 1, "next"))
-            with m.If(c_on & (c_phase == 3)):
-                m.d.comb += [self.wr_data.valid.eq(1), self.wr_data.payload.eq(idx_word)]
+                m.d.comb += [self.wr_data.valid.eq(1), self.wr_data.payload.eq(Cat(*entries))]
                 with m.If(self.wr_data.ready):
                     count("dram_write_words", 1)
                 with m.Else():
