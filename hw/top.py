@@ -830,11 +830,6 @@ class Accelerator(wiring.Component):
         wb_last_col, wb_last_f = Signal(), Signal()
         if fast:
             m.d.comb += [wb_last_col.eq(wb_col_last), wb_last_f.eq(wb_f_last)]
-            # their start values, loaded in every cycle before the write-back (the pass's
-            # values are in place from set-up on), so entering it is no condition on them
-            with m.If(~x_wb):
-                m.d.sync += [wb_col_last.eq(ncols_m1 == 0), wb_f_last.eq(p_valid_m1 == 0),
-                             wb_fbase_n.eq(d.out_dram + d.out_ch_stride)]
         else:
             m.d.comb += [wb_last_col.eq(wb_col == ncols_m1), wb_last_f.eq(wb_f == p_valid_m1)]
         wb_req_pending = Signal()
@@ -1191,7 +1186,10 @@ class Accelerator(wiring.Component):
                         m.d.sync += [*go_x(_Exec.WRITEBACK), wb_active.eq(1), wb_f.eq(0),
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
                                      wb_fbase.eq(d.out_dram), wb_req_pending.eq(1),
-                                     wb_pa.eq(0)]
+                                     wb_pa.eq(0),
+                                     *ahead(wb_col_last.eq(ncols_m1 == 0),
+                                            wb_f_last.eq(p_valid_m1 == 0),
+                                            wb_fbase_n.eq(d.out_dram + d.out_ch_stride))]
                     with m.Else():
                         m.d.sync += go_x(_Exec.DONE)
             with m.Case(_Exec.WRITEBACK):
