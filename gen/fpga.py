@@ -162,13 +162,12 @@ def harness_verilog(params: AcceleratorParams, family: str = "ecp5",
         raise ValueError(f"unit = {unit!r} is invalid: allowed {', '.join(UNITS)}")
     if unit == "array":
         from hw.harness import ArrayHarness
-        top = ArrayHarness(params)
-        text = dedupe_modules(verilog.convert(top, name=TOP, emit_src=False))
-        return text, {"unit": unit}
-    top, spec, prog = harness(params, slices=family != "ice40")
-    text = dedupe_modules(verilog.convert(top, name=TOP, emit_src=False))
-    return text, {"unit": unit, "layer": spec, "passes": len(prog.descriptors),
-                  "dram_words": top.dram_depth}
+        top, summary = ArrayHarness(params), {"unit": unit}
+    else:
+        top, spec, prog = harness(params, slices=family != "ice40")
+        summary = {"unit": unit, "layer": spec, "passes": len(prog.descriptors),
+                   "dram_words": top.dram_depth}
+    return dedupe_modules(verilog.convert(top, name=TOP, emit_src=False)), summary
 
 
 # ---- tools ----------------------------------------------------------------------------------

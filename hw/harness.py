@@ -24,11 +24,12 @@ sits on its ports, as the cocotb benches' DRAM model does.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import Flow, Out
 
+from .array import PEArray
 from .params import AcceleratorParams
 from .top import TOP_COUNTERS, Accelerator
 
@@ -279,10 +280,6 @@ class ArrayHarness(wiring.Component):
         super().__init__({"done": Out(1), "error": Out(1), "checksum": Out(8)})
 
     def elaborate(self, platform):
-        from amaranth.hdl import Value
-        from amaranth.lib.wiring import Flow
-
-        from .array import PEArray
         m = Module()
         m.submodules.accel = arr = PEArray(self._p)
         ins, outs = [], []
