@@ -826,10 +826,10 @@ class Accelerator(wiring.Component):
         # base address (wb_fbase + out_ch_stride): flip-flops kept a step ahead on designs
         # built for speed (the row-done test then selects among registers)
         wb_fbase_n = Signal(ADDR_BITS)
-        wb_col_last, wb_f_last = Signal(), Signal()
+        wb_col_last_q, wb_f_last_q = Signal(), Signal()
         wb_last_col, wb_last_f = Signal(), Signal()
         if fast:
-            m.d.comb += [wb_last_col.eq(wb_col_last), wb_last_f.eq(wb_f_last)]
+            m.d.comb += [wb_last_col.eq(wb_col_last_q), wb_last_f.eq(wb_f_last_q)]
         else:
             m.d.comb += [wb_last_col.eq(wb_col == ncols_m1), wb_last_f.eq(wb_f == p_valid_m1)]
         wb_req_pending = Signal()
@@ -1187,8 +1187,8 @@ class Accelerator(wiring.Component):
                                      wb_col.eq(0), wb_addr.eq(d.out_dram),
                                      wb_fbase.eq(d.out_dram), wb_req_pending.eq(1),
                                      wb_pa.eq(0),
-                                     *ahead(wb_col_last.eq(ncols_m1 == 0),
-                                            wb_f_last.eq(p_valid_m1 == 0),
+                                     *ahead(wb_col_last_q.eq(ncols_m1 == 0),
+                                            wb_f_last_q.eq(p_valid_m1 == 0),
                                             wb_fbase_n.eq(d.out_dram + d.out_ch_stride))]
                     with m.Else():
                         m.d.sync += go_x(_Exec.DONE)
@@ -1204,8 +1204,8 @@ class Accelerator(wiring.Component):
                     with m.Elif(wb_last_col):
                         m.d.sync += [wb_col.eq(0), wb_f.eq(wb_f + 1),
                                      wb_pa.eq(wb_f + 1), wb_req_pending.eq(1),
-                                     *ahead(wb_col_last.eq(ncols_m1 == 0),
-                                            wb_f_last.eq(wb_f == pp_p_valid_m2),
+                                     *ahead(wb_col_last_q.eq(ncols_m1 == 0),
+                                            wb_f_last_q.eq(wb_f == pp_p_valid_m2),
                                             wb_fbase_n.eq(wb_fbase_n + d.out_ch_stride))]
                         if fast:
                             m.d.sync += [wb_fbase.eq(wb_fbase_n), wb_addr.eq(wb_fbase_n)]
@@ -1216,7 +1216,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += [wb_col.eq(wb_col + 1),
                                      wb_addr.eq(wb_addr + d.out_row_words),
                                      wb_pa.eq(wb_f), wb_req_pending.eq(1),
-                                     *ahead(wb_col_last.eq(wb_col == pp_ncols_m2))]
+                                     *ahead(wb_col_last_q.eq(wb_col == pp_ncols_m2))]
             with m.Case(_Exec.DONE):
                 m.d.sync += self.passes_done.eq(self.passes_done + 1)
                 count("passes", 1)
@@ -1224,13 +1224,13 @@ class Accelerator(wiring.Component):
 
         # The pass's hand-over (the loader's READY meets an idle or finishing executor, which
         # then starts the pass without an idle cycle): the executor takes the pass, the loader
-        # the next descriptor. One condition (after both state machines, so its state updates
-        # win), so the descriptor registers take it as a clock enable (set in two places,
-        # Yosys builds a multiplexer per bit instead).
-        # The executor's descriptor registers (d, xd) follow the loader's while the executor
-        # is free (IDLE, DONE: nothing reads them there), so they hold the pass's from the
-        # hand-over on with the ``x_free`` flip-flop as their clock enable -- the hand-over
-        # condition (a 388-load net on the 2x2) reaches only the state and the buffer flags.
+        # the next descriptor: one condition, after both state machines, so its state updates
+        # win. The executor's descriptor registers (d, xd) follow the loader's while the
+        # executor is free (IDLE, DONE: nothing reads them there), so they hold the pass's
+        # from the hand-over on with the ``x_free`` flip-flop as their one clock enable (set
+        # in two places, Yosys would build a multiplexer per bit) -- the hand-over condition
+        # (a 388-load net on the 2x2 when it was their enable) reaches only the state and
+        # the buffer flags.
         hand_over = Signal()
         m.d.comb += hand_over.eq(l_ready & x_free)
         with m.If(x_free):
