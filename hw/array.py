@@ -250,16 +250,14 @@ class PEArray(wiring.Component):
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
         hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
-        # A PE takes the word when it is a target, ready, and every *other* target is ready
-        # (the same as the source's ready, the AND over all): one AND per PE next to its
-        # write logic, no array-wide ready net fanning out to every PE's ring.
-        i_ok = [~hits[n] | pes[n // cols][n % cols].ifmap.ready for n in range(rows * cols)]
-        for n in range(rows * cols):
-            pe = pes[n // cols][n % cols]
-            others = [ok for k, ok in enumerate(i_ok) if k != n]
-            m.d.comb += [pe.ifmap.payload.eq(word.data),
-                         pe.ifmap.valid.eq(self.ifmap.valid & hits[n] & pe.ifmap.ready &
-                                           (Cat(*others).all() if others else 1))]
+        i_ok = []
+        for r in range(rows):
+            for j in range(cols):
+                pe = pes[r][j]
+                hit = hits[r * cols + j]
+                m.d.comb += [pe.ifmap.payload.eq(word.data),
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
+                i_ok.append(~hit | pe.ifmap.ready)
         m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
         # ---- psum chains -------------------------------------------------------------------
@@ -302,18 +300,12 @@ class PEArray(wiring.Component):
             ]
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
-        # Each PE's ``go`` is the AND of the *other* PEs' ``can_issue`` (its own slot issues
-        # only with its own ``can_issue`` high, so this is the same as the AND over all):
-        # one AND per PE, next to the PE's issue logic, instead of one array-wide ``go`` net
-        # fanning out to every PE's counters and addresses (4.2 ns of routing on a 4x4 array
-        # alone, its critical path).
         if "ws" in p.dataflows or "os" in p.dataflows:
-            flat = [pe for row in pes for pe in row]
-            for n, pe in enumerate(flat):
-                r, j = divmod(n, cols)
-                others = [q.can_issue for q in flat if q is not pe]
-                m.d.comb += [pe.go.eq(Cat(*others).all() if others else 1),
-                             pe.active.eq(row_on[r] & col_on[j])]
+            go = Signal()
+            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
+            for r in range(rows):
+                for j in range(cols):
+                    m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):
