@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -257,6 +257,8 @@ class PEArray(wiring.Component):
                 hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
                              pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
+                if regd and ("ws" in p.dataflows or "os" in p.dataflows):
+                    m.d.comb += pe.ifmap_offer.eq(self.ifmap.valid & hit)
                 i_ok.append(~hit | pe.ifmap.ready)
         m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
@@ -301,11 +303,25 @@ class PEArray(wiring.Component):
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
-            go = Signal()
-            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
+            flat = [pe for row in pes for pe in row]
+            if regd:
+                # ``go`` is a flip-flop (a copy per PE row): each PE offers the next cycle's
+                # ``can_issue`` for either value of ``go`` and of the ifmap ready, the array
+                # ANDs each of the four over its PEs and this cycle's values choose one. The
+                # same value as the AND of the PEs' ``can_issue`` in each cycle, but no
+                # array-wide AND between a PE's flip-flops and its issue.
+                nxt = Array(Cat(*[pe.can_next[b] for pe in flat]).all() for b in range(4))
+                gos = [Signal(name=f"go{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
+                for r in range(rows):
+                    m.d.sync += gos[r].eq(nxt[Cat(self.ifmap.ready, gos[r])])
+            else:
+                go = Signal()
+                m.d.comb += go.eq(Cat(*[pe.can_issue for pe in flat]).all())
+                gos = [go] * rows
             for r in range(rows):
                 for j in range(cols):
-                    m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
+                    m.d.comb += [pes[r][j].go.eq(gos[r]),
+                                 pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):

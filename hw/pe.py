@@ -241,6 +241,12 @@ class PE(wiring.Component):
         }
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
+            if registered_ready:
+                # the next cycle's ``can_issue`` for each value of this cycle's ``go`` and of
+                # the array's ifmap ready (bit ``2*go + ready``), with ``ifmap_offer`` (the
+                # array's word is valid and meant for this PE, ready or not): the array keeps
+                # its lockstep ``go`` in a flip-flop, chosen after the AND over its PEs
+                ports.update(can_next=Out(4), ifmap_offer=In(1))
         if ws:
             ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
         if counters:
@@ -640,6 +646,23 @@ class PE(wiring.Component):
                 m.d.sync += [can_q.eq(Mux(sx, can_n[1], can_n[0])),
                              can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
                 m.d.comb += self.can_issue.eq(can_out)
+                # ``can_out``'s next value for each value of the late inputs ``go`` and the
+                # array's ifmap ready: the same terms with a word taken (cw) and a step
+                # completed (sx) as those values make them
+                can_c = [[in_run_n0 & ~stall_n & Mux(row_reset, rdy_reset,
+                                                     Mux(start_ev, 0, rdy_ab[c][0])),
+                          in_run_n1 & ~stall_n & rdy_ab[c][1]] for c in range(2)]
+                slot_last = can_q & last_f & last_k
+                for g in range(2):
+                    sx_g = slot_last & (g | ~(is_ws | is_os))
+                    for r in range(2):
+                        if r:
+                            cw_r = self.ifmap_offer & acc_q & wch_last
+                            nxt = Mux(sx_g, Mux(cw_r, can_c[1][1], can_c[0][1]),
+                                      Mux(cw_r, can_c[1][0], can_c[0][0]))
+                        else:
+                            nxt = Mux(sx_g, can_c[0][1], can_c[0][0])
+                        m.d.comb += self.can_next[2 * g + r].eq(nxt | ~self.active)
 
         # ---- multiply ----------------------------------------------------------------------
         # the accumulator's write-back to the psum scratchpad (a slot that is not its psum's

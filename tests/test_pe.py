@@ -188,20 +188,28 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
             while ctx.get(twins.plain.busy) or ctx.get(twins.regd.busy):
                 values = dict(fv=r.random() < prob, iv=r.random() < prob,
                               pv=r.random() < prob, pr=r.random() < prob / 2,
-                              go=r.random() < prob,
+                              go=r.random() < prob, nr=r.random() < 0.8,
                               fd=r.randrange(-100, 100), id=r.choice([0, 0, r.randrange(-99, 99)]),
                               pd=r.randrange(-1000, 1000))
                 for pe in (twins.plain, twins.regd):
                     ctx.set(pe.filter.valid, values["fv"])
                     ctx.set(pe.filter.payload, values["fd"])
-                    ctx.set(pe.ifmap.valid, values["iv"])
+                    # (the array's ready, ``nr``, is in the word's valid; the registered
+                    # PE's look-ahead sees the offer without it)
+                    ctx.set(pe.ifmap.valid, values["iv"] and values["nr"])
                     ctx.set(pe.ifmap.payload, values["id"])
                     ctx.set(pe.psum_in.valid, values["pv"])
                     ctx.set(pe.psum_in.payload, values["pd"])
                     ctx.set(pe.psum_out.ready, values["pr"])
                     ctx.set(pe.go, values["go"])
+                ctx.set(twins.regd.ifmap_offer, values["iv"])
                 a, b = _outputs(ctx, twins.plain), _outputs(ctx, twins.regd)
                 assert a == b, f"cycle {n} of {cfg}: plain {a}, registered {b}"
+                if n:
+                    # last cycle's look-ahead for the ``go`` and ready it had is this
+                    # cycle's ``can_issue``
+                    assert b[5] == predicted, f"cycle {n} of {cfg}: can_next {predicted}"
+                predicted = ctx.get(twins.regd.can_next) >> (2 * values["go"] + values["nr"]) & 1
                 await ctx.tick()
                 n += 1
                 assert n < 50_000, "PE hung"
