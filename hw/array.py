@@ -110,6 +110,7 @@ class PEArray(wiring.Component):
         self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
+            extra["ifmap_held"] = Out(1)
         # IDs and activity (registered: stable a cycle after the pass inputs; col_id and
         # col_end a cycle later). Made here so that :meth:`ifmap_hits` can use them.
         self._row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
@@ -249,18 +250,45 @@ class PEArray(wiring.Component):
 
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
-        hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
-        i_ok = []
-        for r in range(rows):
-            for j in range(cols):
-                pe = pes[r][j]
-                hit = hits[r * cols + j]
+        flat = [pe for row in pes for pe in row]
+        lockstep = "ws" in p.dataflows or "os" in p.dataflows
+        if not regd:
+            hits = self.ifmap_hits(word.s, word.h)
+            i_ok = []
+            for i, pe in enumerate(flat):
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
-                if regd and ("ws" in p.dataflows or "os" in p.dataflows):
-                    m.d.comb += pe.ifmap_offer.eq(self.ifmap.valid & hit)
-                i_ok.append(~hit | pe.ifmap.ready)
-        m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
+                             pe.ifmap.valid.eq(self.ifmap.valid & hits[i] & self.ifmap.ready)]
+                i_ok.append(~hits[i] | pe.ifmap.ready)
+            m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
+        else:
+            # The network's register (n_*) is the array's, and so is its ready: a flip-flop
+            # (a copy per PE row), the AND over the word's targets of their ifmap ready, a
+            # cycle ahead. Each PE offers its next ready for either value of ``go`` and of
+            # this ready (``acc_next``); the ANDs are taken over the targets of the word held
+            # (if it stays) and of the word offered (if it moves in), and this cycle's go
+            # and ready choose among them. Same cycles as an AND of the PEs' ready, but no
+            # AND over the array between a PE's flip-flops and its scratchpad's write.
+            n_valid = Signal(name="n_valid")
+            n_data = Signal(signed(p.data_width), name="n_data")
+            n_hit = Signal(rows * cols, name="n_hit")
+            rdys = [Signal(name=f"n_ready{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
+            free = ~n_valid | rdys[0]
+            m.d.comb += [self.ifmap.ready.eq(free), self.ifmap_held.eq(n_valid)]
+            with m.If(free):
+                m.d.sync += n_valid.eq(self.ifmap.valid)
+            with m.If(self.ifmap.valid & free):
+                m.d.sync += [n_data.eq(word.data), n_hit.eq(self.ifmap_hit)]
+            for i, pe in enumerate(flat):
+                offer = n_valid & n_hit[i]
+                m.d.comb += [pe.ifmap.payload.eq(n_data), pe.ifmap_offer.eq(offer),
+                             pe.ifmap.valid.eq(offer & rdys[i // cols])]
+
+            def all_of(bits):
+                return Cat(*bits).all()
+            stays = Array(all_of(~n_hit[i] | pe.acc_next[2 * g] for i, pe in enumerate(flat))
+                          for g in range(2))
+            moves = Array(all_of(~self.ifmap_hit[i] | pe.acc_next[2 * g + 1]
+                                 for i, pe in enumerate(flat)) for g in range(2))
 
         # ---- psum chains -------------------------------------------------------------------
         # The top active row (the column's output), one-hot and registered with the IDs: the
@@ -303,7 +331,6 @@ class PEArray(wiring.Component):
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
-            flat = [pe for row in pes for pe in row]
             if regd:
                 # ``go`` is a flip-flop (a copy per PE row): each PE offers the next cycle's
                 # ``can_issue`` for either value of ``go`` and of the ifmap ready, the array
@@ -313,7 +340,7 @@ class PEArray(wiring.Component):
                 nxt = Array(Cat(*[pe.can_next[b] for pe in flat]).all() for b in range(4))
                 gos = [Signal(name=f"go{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
                 for r in range(rows):
-                    m.d.sync += gos[r].eq(nxt[Cat(self.ifmap.ready, gos[r])])
+                    m.d.sync += gos[r].eq(nxt[Cat(rdys[r], gos[r])])
             else:
                 go = Signal()
                 m.d.comb += go.eq(Cat(*[pe.can_issue for pe in flat]).all())
@@ -322,6 +349,10 @@ class PEArray(wiring.Component):
                 for j in range(cols):
                     m.d.comb += [pes[r][j].go.eq(gos[r]),
                                  pes[r][j].active.eq(row_on[r] & col_on[j])]
+        if regd:
+            for r in range(rows):
+                g = gos[r] if lockstep else 0
+                m.d.sync += rdys[r].eq(Mux(n_valid & ~rdys[r], stays[g], moves[g]))
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):
@@ -329,7 +360,6 @@ class PEArray(wiring.Component):
                     Mux(row_on[r], pes[r][j].product, 0) for r in range(rows)))
 
         # ---- event counts ------------------------------------------------------------------
-        flat = [pe for row in pes for pe in row]
         for name in PE_COUNTERS:
             if not regd:
                 m.d.comb += self.events[name].eq(_tree_sum(pe.events[name] for pe in flat))

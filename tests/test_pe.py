@@ -207,9 +207,11 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                 assert a == b, f"cycle {n} of {cfg}: plain {a}, registered {b}"
                 if n:
                     # last cycle's look-ahead for the ``go`` and ready it had is this
-                    # cycle's ``can_issue``
-                    assert b[5] == predicted, f"cycle {n} of {cfg}: can_next {predicted}"
-                predicted = ctx.get(twins.regd.can_next) >> (2 * values["go"] + values["nr"]) & 1
+                    # cycle's ifmap ready and ``can_issue``
+                    assert (b[1], b[5]) == predicted, f"cycle {n} of {cfg}: look-ahead {predicted}"
+                lane = 2 * values["go"] + values["nr"]
+                predicted = (ctx.get(twins.regd.acc_next) >> lane & 1,
+                             ctx.get(twins.regd.can_next) >> lane & 1)
                 await ctx.tick()
                 n += 1
                 assert n < 50_000, "PE hung"
