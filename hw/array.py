@@ -220,8 +220,12 @@ class PEArray(wiring.Component):
                 m.d.comb += pe.cfg.eq(cfgs[r])
                 m.d.comb += pe.cfg.psum_in_en.eq(accumulate if r == 0 else 1)
                 m.d.comb += pe.start.eq(self.start & row_on[r] & col_on[j])
-                busy.append(pe.busy)
-        m.d.comb += self.busy.eq(Cat(*busy).any())
+                busy.append(pe.busy_next if regd else pe.busy)
+        if regd:
+            # a flip-flop: the OR of the PEs' next ``busy``
+            m.d.sync += self.busy.eq(Cat(*busy).any())
+        else:
+            m.d.comb += self.busy.eq(Cat(*busy).any())
 
         # ---- filter network ----------------------------------------------------------------
         # The targets of a word (the active PEs of one row group) are ready together: they

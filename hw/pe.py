@@ -245,7 +245,7 @@ class PE(wiring.Component):
             # ready (bit ``2*go + ready``), given ``ifmap_offer`` (the array's word is valid
             # and meant for this PE, ready or not): the array keeps its ifmap ready and its
             # lockstep ``go`` in flip-flops, each chosen after an AND over its PEs
-            ports.update(ifmap_offer=In(1), acc_next=Out(4))
+            ports.update(ifmap_offer=In(1), acc_next=Out(4), busy_next=Out(1))
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
             if registered_ready:
@@ -483,6 +483,9 @@ class PE(wiring.Component):
                     m.d.comb += phase_n0.eq(_Phase.IDLE)
 
         m.d.comb += self.busy.eq(phase != _Phase.IDLE)
+        if rr:
+            # (an OS reload only turns a running PE back to loading: phase_n0 says it)
+            m.d.comb += self.busy_next.eq(phase_n0 != _Phase.IDLE)
 
         # ---- ifmap write side --------------------------------------------------------------
         in_run = phase == _Phase.RUN

@@ -208,9 +208,11 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                 if n:
                     # last cycle's look-ahead for the ``go`` and ready it had is this
                     # cycle's ifmap ready and ``can_issue``
-                    assert (b[1], b[5]) == predicted, f"cycle {n} of {cfg}: look-ahead {predicted}"
+                    assert (b[0], b[1], b[5]) == predicted, \
+                        f"cycle {n} of {cfg}: look-ahead {predicted}"
                 lane = 2 * values["go"] + values["nr"]
-                predicted = (ctx.get(twins.regd.acc_next) >> lane & 1,
+                predicted = (ctx.get(twins.regd.busy_next),
+                             ctx.get(twins.regd.acc_next) >> lane & 1,
                              ctx.get(twins.regd.can_next) >> lane & 1)
                 await ctx.tick()
                 n += 1
