@@ -28,11 +28,16 @@ their filters group after group; lockstep keeps a column's outputs together).
 Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
 the top keeps one counter per kind instead of one per PE.
 
-Timing: with ``params.registered_networks`` (more than two PEs) every PE presents its ifmap
-``ready`` and its ``can_issue`` from flip-flops (computed a cycle ahead, see the PE's
-``registered_ready``), so the array-wide ANDs of the ifmap handshake and of the lockstep
-``go`` start at registers (``can_issue`` is high in a PE the pass does not use, so the AND
-takes flip-flops only); the schedule is unchanged. The PEs' configuration comes from a
+Timing: with ``params.registered_networks`` (more than two PEs) the array-wide decisions are
+flip-flops of the array: the ifmap network's ready, the lockstep ``go`` (a copy of each per PE
+row) and ``busy``. Every PE offers their next values for each value of this cycle's ``go``
+and ready (``acc_next``, ``can_next``, ``busy_next``; see the PE's ``registered_ready``);
+the array ANDs (ORs) each over its PEs -- for the ready, over the targets of the word held
+and of the word offered -- and this cycle's ``go`` and ready choose among the results. The
+values are those of the ANDs over the PEs' flags, cycle for cycle, so the schedule is
+unchanged; but one AND over the array is the whole of a path (from a PE's flip-flops to the
+array's), and a decision reaches the PEs from a flip-flop. The ifmap network's register
+(valid, data, targets) is the array's too. The PEs' configuration comes from a
 register of the array's (programmed a cycle before ``start``), a skid buffer between two rows
 makes each row's psum ``ready`` a flip-flop (no ready path down a column), and the column's
 top row is one-hot and registered. The event sums are then pipelined (strobes and row counts
@@ -106,7 +111,8 @@ class PEArray(wiring.Component):
             extra["ws_sum"] = Out(signed(pw)).array(cols)
         # Large arrays take the ifmap word's targets precomputed (``ifmap_hit``, bit
         # ``r*cols + j``: the parent applies :meth:`ifmap_hits` to the word's tags when it
-        # reads the word, and offers the result with it).
+        # reads the word, and offers the result with it); the word then goes into the
+        # array's network register, and ``ifmap_held`` says that one holds a word.
         self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
