@@ -202,7 +202,9 @@ class PE(wiring.Component):
     next cycle's values are computed from this cycle's state for each outcome of the late
     events (a word completing a column, a slot completing an output step, a word leaving the
     output FIFO) and selected by them. The PE behaves the same cycle for cycle (a test runs
-    both side by side); an array's handshakes across many PEs then start at registers.
+    both side by side). It also offers those next values before the array's late decisions
+    (``go``, the ifmap network's ready) select them -- ``acc_next``, ``can_next``,
+    ``busy_next`` -- so that an array keeps its decisions across many PEs in flip-flops.
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
