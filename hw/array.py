@@ -28,16 +28,12 @@ their filters group after group; lockstep keeps a column's outputs together).
 Per-cycle access events of all PEs are summed into ``events`` (one count per PE counter), so
 the top keeps one counter per kind instead of one per PE.
 
-Timing: with ``params.registered_networks`` (more than two PEs) the array-wide decisions are
-flip-flops of the array: the ifmap network's ready, the lockstep ``go`` (a copy of each per PE
-row) and ``busy``. Every PE offers their next values for each value of this cycle's ``go``
-and ready (``acc_next``, ``can_next``, ``busy_next``; see the PE's ``registered_ready``);
-the array ANDs (ORs) each over its PEs -- for the ready, over the targets of the word held
-and of the word offered -- and this cycle's ``go`` and ready choose among the results. The
-values are those of the ANDs over the PEs' flags, cycle for cycle, so the schedule is
-unchanged; but one AND over the array is the whole of a path (from a PE's flip-flops to the
-array's), and a decision reaches the PEs from a flip-flop. The ifmap network's register
-(valid, data, targets) is the array's too. The PEs' configuration comes from a
+Timing: with ``params.registered_networks`` (more than two PEs) every PE presents its ifmap
+``ready`` and its ``can_issue`` from flip-flops (computed a cycle ahead, see the PE's
+``registered_ready``), so the array-wide ANDs of the ifmap handshake and of the lockstep
+``go`` start at registers (``can_issue`` is high in a PE the pass does not use, so the AND
+takes flip-flops only); the schedule is unchanged. ``busy`` is a flip-flop, the OR of the
+PEs' next ``busy``. The PEs' configuration comes from a
 register of the array's (programmed a cycle before ``start``), a skid buffer between two rows
 makes each row's psum ``ready`` a flip-flop (no ready path down a column), and the column's
 top row is one-hot and registered. The event sums are then pipelined (strobes and row counts
@@ -49,7 +45,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -111,12 +107,10 @@ class PEArray(wiring.Component):
             extra["ws_sum"] = Out(signed(pw)).array(cols)
         # Large arrays take the ifmap word's targets precomputed (``ifmap_hit``, bit
         # ``r*cols + j``: the parent applies :meth:`ifmap_hits` to the word's tags when it
-        # reads the word, and offers the result with it); the word then goes into the
-        # array's network register, and ``ifmap_held`` says that one holds a word.
+        # reads the word, and offers the result with it).
         self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
-            extra["ifmap_held"] = Out(1)
         # IDs and activity (registered: stable a cycle after the pass inputs; col_id and
         # col_end a cycle later). Made here so that :meth:`ifmap_hits` can use them.
         self._row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
@@ -228,7 +222,7 @@ class PEArray(wiring.Component):
                 m.d.comb += pe.start.eq(self.start & row_on[r] & col_on[j])
                 busy.append(pe.busy_next if regd else pe.busy)
         if regd:
-            # a flip-flop: the OR of the PEs' next ``busy``
+            # a flip-flop: the OR of the PEs' next ``busy`` (same cycles)
             m.d.sync += self.busy.eq(Cat(*busy).any())
         else:
             m.d.comb += self.busy.eq(Cat(*busy).any())
@@ -260,45 +254,16 @@ class PEArray(wiring.Component):
 
         # ---- ifmap network -----------------------------------------------------------------
         word = self.ifmap.payload
-        flat = [pe for row in pes for pe in row]
-        lockstep = "ws" in p.dataflows or "os" in p.dataflows
-        if not regd:
-            hits = self.ifmap_hits(word.s, word.h)
-            i_ok = []
-            for i, pe in enumerate(flat):
+        hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
+        i_ok = []
+        for r in range(rows):
+            for j in range(cols):
+                pe = pes[r][j]
+                hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & hits[i] & self.ifmap.ready)]
-                i_ok.append(~hits[i] | pe.ifmap.ready)
-            m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
-        else:
-            # The network's register (n_*) is the array's, and so is its ready: a flip-flop
-            # (a copy per PE row), the AND over the word's targets of their ifmap ready, a
-            # cycle ahead. Each PE offers its next ready for either value of ``go`` and of
-            # this ready (``acc_next``); the ANDs are taken over the targets of the word held
-            # (if it stays) and of the word offered (if it moves in), and this cycle's go
-            # and ready choose among them. Same cycles as an AND of the PEs' ready, but no
-            # AND over the array between a PE's flip-flops and its scratchpad's write.
-            n_valid = Signal(name="n_valid")
-            n_data = Signal(signed(p.data_width), name="n_data")
-            n_hit = Signal(rows * cols, name="n_hit")
-            rdys = [Signal(name=f"n_ready{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
-            free = ~n_valid | rdys[0]
-            m.d.comb += [self.ifmap.ready.eq(free), self.ifmap_held.eq(n_valid)]
-            with m.If(free):
-                m.d.sync += n_valid.eq(self.ifmap.valid)
-            with m.If(self.ifmap.valid & free):
-                m.d.sync += [n_data.eq(word.data), n_hit.eq(self.ifmap_hit)]
-            for i, pe in enumerate(flat):
-                offer = n_valid & n_hit[i]
-                m.d.comb += [pe.ifmap.payload.eq(n_data), pe.ifmap_offer.eq(offer),
-                             pe.ifmap.valid.eq(offer & rdys[i // cols])]
-
-            def all_of(bits):
-                return Cat(*bits).all()
-            stays = Array(all_of(~n_hit[i] | pe.acc_next[2 * g] for i, pe in enumerate(flat))
-                          for g in range(2))
-            moves = Array(all_of(~self.ifmap_hit[i] | pe.acc_next[2 * g + 1]
-                                 for i, pe in enumerate(flat)) for g in range(2))
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
+                i_ok.append(~hit | pe.ifmap.ready)
+        m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
         # ---- psum chains -------------------------------------------------------------------
         # The top active row (the column's output), one-hot and registered with the IDs: the
@@ -341,28 +306,11 @@ class PEArray(wiring.Component):
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
-            if regd:
-                # ``go`` is a flip-flop (a copy per PE row): each PE offers the next cycle's
-                # ``can_issue`` for either value of ``go`` and of the ifmap ready, the array
-                # ANDs each of the four over its PEs and this cycle's values choose one. The
-                # same value as the AND of the PEs' ``can_issue`` in each cycle, but no
-                # array-wide AND between a PE's flip-flops and its issue.
-                nxt = Array(Cat(*[pe.can_next[b] for pe in flat]).all() for b in range(4))
-                gos = [Signal(name=f"go{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
-                for r in range(rows):
-                    m.d.sync += gos[r].eq(nxt[Cat(rdys[r], gos[r])])
-            else:
-                go = Signal()
-                m.d.comb += go.eq(Cat(*[pe.can_issue for pe in flat]).all())
-                gos = [go] * rows
+            go = Signal()
+            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
             for r in range(rows):
                 for j in range(cols):
-                    m.d.comb += [pes[r][j].go.eq(gos[r]),
-                                 pes[r][j].active.eq(row_on[r] & col_on[j])]
-        if regd:
-            for r in range(rows):
-                g = gos[r] if lockstep else 0
-                m.d.sync += rdys[r].eq(Mux(n_valid & ~rdys[r], stays[g], moves[g]))
+                    m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):
@@ -370,6 +318,7 @@ class PEArray(wiring.Component):
                     Mux(row_on[r], pes[r][j].product, 0) for r in range(rows)))
 
         # ---- event counts ------------------------------------------------------------------
+        flat = [pe for row in pes for pe in row]
         for name in PE_COUNTERS:
             if not regd:
                 m.d.comb += self.events[name].eq(_tree_sum(pe.events[name] for pe in flat))

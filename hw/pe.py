@@ -202,9 +202,8 @@ class PE(wiring.Component):
     next cycle's values are computed from this cycle's state for each outcome of the late
     events (a word completing a column, a slot completing an output step, a word leaving the
     output FIFO) and selected by them. The PE behaves the same cycle for cycle (a test runs
-    both side by side). It also offers those next values before the array's late decisions
-    (``go``, the ifmap network's ready) select them -- ``acc_next``, ``can_next``,
-    ``busy_next`` -- so that an array keeps its decisions across many PEs in flip-flops.
+    both side by side); an array's handshakes across many PEs then start at registers.
+    ``busy_next`` is the next cycle's ``busy`` (an array's OR over its PEs is a flip-flop).
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
@@ -242,16 +241,10 @@ class PE(wiring.Component):
             "events":   Out(data.StructLayout({n: unsigned(1) for n in PE_COUNTERS})),
         }
         if registered_ready:
-            # the next cycle's ifmap ``ready`` (``acc_next``) and ``can_issue``
-            # (``can_next``) for each value of this cycle's ``go`` and of the array's ifmap
-            # ready (bit ``2*go + ready``), given ``ifmap_offer`` (the array's word is valid
-            # and meant for this PE, ready or not): the array keeps its ifmap ready and its
-            # lockstep ``go`` in flip-flops, each chosen after an AND over its PEs
-            ports.update(ifmap_offer=In(1), acc_next=Out(4), busy_next=Out(1))
+            # the next cycle's ``busy``: an array keeps the OR over its PEs in a flip-flop
+            ports["busy_next"] = Out(1)
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
-            if registered_ready:
-                ports.update(can_next=Out(4))
         if ws:
             ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
         if counters:
@@ -634,26 +627,6 @@ class PE(wiring.Component):
                 acc_n[1].eq(acc_sel[1]),
             ]
             m.d.sync += acc_q.eq(Mux(sx, acc_n[1], acc_n[0]))
-            # the look-ahead outputs: the same next values for each value of the late inputs
-            # ``go`` and the array's ifmap ready, which make a word taken (cw) and a step
-            # completed (sx) or not
-            cw_1 = self.ifmap_offer & acc_q & wch_last
-            if self._ws or self._os:
-                slot_last = can_q & last_f & last_k
-                sx_of = [slot_last & ~(is_ws | is_os), slot_last]
-            else:
-                sx_of = [sx, sx]
-
-            def look_ahead(port, pair):
-                # pair[c][b]: the next value with cw = c and sx = b
-                for g in range(2):
-                    for r in range(2):
-                        by_sx = [Mux(cw_1, pair[1][b], pair[0][b]) if r else pair[0][b]
-                                 for b in range(2)]
-                        m.d.comb += port[2 * g + r].eq(Mux(sx_of[g], by_sx[1], by_sx[0]))
-            look_ahead(self.acc_next, [[in_ring_n0 & Mux(row_reset, acc_reset,
-                                                         Mux(start_ev, acc_start, acc_ab[c][0])),
-                                        acc_ab[c][1]] for c in range(2)])
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise
                 # the slot now in multiply stalls next if it is a last one and the FIFO will
@@ -674,10 +647,6 @@ class PE(wiring.Component):
                 m.d.sync += [can_q.eq(Mux(sx, can_n[1], can_n[0])),
                              can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
                 m.d.comb += self.can_issue.eq(can_out)
-                look_ahead(self.can_next, [
-                    [(in_run_n0 & ~stall_n & Mux(row_reset, rdy_reset,
-                                                 Mux(start_ev, 0, rdy_ab[c][0]))) | ~self.active,
-                     (in_run_n1 & ~stall_n & rdy_ab[c][1]) | ~self.active] for c in range(2)])
 
         # ---- multiply ----------------------------------------------------------------------
         # the accumulator's write-back to the psum scratchpad (a slot that is not its psum's

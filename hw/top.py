@@ -600,9 +600,8 @@ class Accelerator(wiring.Component):
                 dict(word=glb_r.data, lane=o_lane, zero=o_zero, s=o_s, h=o_h, hit=o_hit),
                 array.ifmap.ready, g_issue,
                 derive=lambda v: dict(data=lane_value(v.word, v.lane, v.zero),
-                                      s=v.s, h=v.h, hit=v.hit), inner=True)
-            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none & ~array.ifmap_held),
-                         array.ifmap_hit.eq(n["hit"])]
+                                      s=v.s, h=v.h, hit=v.hit))
+            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
             o_data = Signal(signed(dw))
@@ -1264,14 +1263,12 @@ def _network_register(m, name, src_valid, fields, ready):
     return valid, regs, moves
 
 
-def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, derive=None,
-                              inner=False):
+def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, derive=None):
     """With ``registered_networks``: a global-buffer stream whose block RAM output reaches only
     a register (the stage), the stage only a small FIFO next to it, and the network's register
     (:func:`_network_register`) only the FIFO's head, so neither the block RAM's slow output
     nor the path to the PEs (placed all over the array) is on one path with the FIFO's
-    storage. With ``inner`` the network's register is the consumer's own: the head word is
-    offered to it, and ``ready`` says it takes the word.
+    storage.
 
     ``fields`` (name -> value) is the word the cycle after its read (``src_valid``, no stall:
     the stage and then the FIFO take it). Reads go on credit: ``issue`` counts a word out, its
@@ -1279,8 +1276,8 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, 
     (read, in the stage, in the FIFO or the side register after it); the decision
     ``can_issue`` is a flip-flop. From a read to its word's move is four cycles, so five
     credits keep a word per cycle flowing. Returns
-    ``can_issue``, ``empty`` (no word out, the network's register empty; ``inner``: no word
-    out), and the register's valid flag and fields by name (``inner``: the head word's).
+    ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
+    valid flag and fields by name.
 
     ``derive`` (optional) maps the staged ``fields`` (a view by name) to the fields the FIFO
     keeps: the stage then takes the block RAM's words as they come out (its slow output meets
@@ -1303,12 +1300,8 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, 
     side_valid = Signal(name=f"{name}_side_valid")
     side = Signal(layout.size, name=f"{name}_side")
     head = data.View(layout, Mux(side_valid, side, fifo.r_data))
-    if inner:
-        valid, regs, moves = side_valid | fifo.r_rdy, {k: head[k] for k in fields}, Signal()
-        m.d.comb += moves.eq(valid & ready)
-    else:
-        valid, regs, moves = _network_register(m, name, side_valid | fifo.r_rdy,
-                                               {k: head[k] for k in fields}, ready)
+    valid, regs, moves = _network_register(m, name, side_valid | fifo.r_rdy,
+                                           {k: head[k] for k in fields}, ready)
     pop = fifo.r_rdy & ~side_valid
     m.d.comb += fifo.r_en.eq(pop)
     with m.If(side_valid):
@@ -1321,7 +1314,7 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, 
     can_issue = Signal(name=f"{name}_can_issue", init=1)
     m.d.comb += out_next.eq(out + issue - moves)
     m.d.sync += [out.eq(out_next), can_issue.eq(out_next != depth)]
-    return can_issue, (out == 0) & ~(Const(0) if inner else valid), valid, regs
+    return can_issue, (out == 0) & ~valid, valid, regs
 
 
 def _count_bits(bits):
