@@ -1016,11 +1016,15 @@ class Accelerator(wiring.Component):
                              self.wr_req.payload.len.eq(nidx)]
                 count("dram_wr_stall", ~self.wr_req.ready)
             with m.If(c_on & (c_phase == 3)):
+                # entry e of index word c_i is column c_i*n_idx + e (n_idx is a power of
+                # two: no adder); every word but the row's last is full, and the last
+                # holds columns up to ncols - 1 (no comparator of the column with ncols)
                 entries = []
                 for e in range(n_idx):
                     k = Signal(8, name=f"rlc_idx_k{e}")
-                    m.d.comb += k.eq((c_i << e_bits) + e)
-                    entries.append(Mux(k < d.ncols, ends[k], 0))
+                    m.d.comb += k.eq(Cat(Const(e, e_bits), c_i))
+                    used = ~c_i_last | (ncols_m1[:e_bits] >= e) if e_bits else Const(1)
+                    entries.append(Mux(used, ends[k], 0))
                 m.d.comb += [self.wr_data.valid.eq(1), self.wr_data.payload.eq(Cat(*entries))]
                 with m.If(self.wr_data.ready):
                     count("dram_write_words", 1)
