@@ -218,10 +218,9 @@ class Harness(wiring.Component):
         with m.If(sel == len(TOP_COUNTERS) - 1):
             m.d.sync += sel.eq(0)
         m.d.comb += acc.cnt_sel.eq(sel)
-        # the counter read is registered before it is folded: the accelerator's counter
-        # multiplexer and the fold are not one path
-        cnt_q = Signal.like(acc.cnt_value)
-        m.d.sync += cnt_q.eq(acc.cnt_value)
+        # (the accelerator's counter read is registered: its multiplexer and the fold are
+        # not one path)
+        cnt_q = acc.cnt_value
         sig = self.checksum
         written = Mux(w_en, _fold(w_data, 8), 0)
         now = Cat(acc.busy, acc.error, acc.error_code, _fold(acc.passes_done, 2))

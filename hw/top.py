@@ -39,7 +39,8 @@ Ports:
   ``error_code`` says why (:class:`hw.descriptor.DescError`).
 * ``rd_req`` / ``rd_data`` / ``wr_req`` / ``wr_data`` -- the DMA master (word addresses,
   ``{addr, len}`` requests, one burst in flight at a time).
-* ``cnt_sel`` / ``cnt_value`` -- counter read port (``TOP_COUNTERS`` order, combinational).
+* ``cnt_sel`` / ``cnt_value`` -- counter read port (``TOP_COUNTERS`` order): ``cnt_value``
+  is registered, the value of counter ``cnt_sel`` a cycle earlier.
 """
 
 from __future__ import annotations
@@ -197,7 +198,9 @@ class Accelerator(wiring.Component):
         cw = p.counter_width
         built = built_counters(p)
         cnt = {name: Signal(cw, name=f"cnt_{name}") for name in built}
-        m.d.comb += self.cnt_value.eq(
+        # (registered: the multiplexer over counters spread across the design is a path of
+        # its own, not one with the reader's logic)
+        m.d.sync += self.cnt_value.eq(
             Array(cnt.get(n, Const(0, cw)) for n in TOP_COUNTERS)[self.cnt_sel])
 
         # Every event is registered before it is added (the logic that decides it and the

@@ -26,6 +26,7 @@ async def read_counters(dut) -> dict[str, int]:
     for i, name in enumerate(TOP_COUNTERS):
         await FallingEdge(dut.clk)
         dut.cnt_sel.value = i
+        await RisingEdge(dut.clk)         # the read port is registered
         await ReadOnly()
         values[name] = dut.cnt_value.value.to_unsigned()
     return values
