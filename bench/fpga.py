@@ -1,12 +1,17 @@
 """FPGA benchmark: resources, Fmax and wall time of design points on ECP5-85F and iCE40UP5K.
 
-    python bench/fpga.py [--runs NAME,...] [--timeout S] [--seed N] [--json] [-o DIR]
+    python bench/fpga.py [--runs NAME,...] [--timeout S] [--seed N | --seeds N,...] [--json]
+                         [-o DIR]
 
 Each run is a design point on a bare device target of ``rowstat synth`` (Yosys + nextpnr from
 YoWASP, the on-chip harness around the accelerator, see gen/fpga.py), placed and routed. A run
 marked "pack" stops after nextpnr's packing: it shows whether the design fits and what runs
 out, without placement (used for the points just above the largest that fits). A design that
 does not fit is a row saying what ran out, not an error. ``--timeout`` bounds every tool run.
+
+nextpnr's result moves by several MHz with its placement seed (±5 MHz on the 2x2 between
+commits that change little): ``--seeds 1,2,3`` places and routes every run once per seed (a row
+each, in DIR/RUN/seed-N) and prints each run's Fmax over the seeds (lowest, median, highest).
 
 Runs (``--runs`` picks some, default all but ``eyeriss``):
 
@@ -63,10 +68,11 @@ RUNS = {
 DEFAULT = [n for n in RUNS if n != "eyeriss-ecp5"]
 
 
-def run_one(name: str, out: Path, timeout: float | None, say, seed: int = 1) -> dict:
+def run_one(name: str, out: Path, timeout: float | None, say, seed: int = 1,
+            folder: Path | None = None) -> dict:
     params, target, stage, clock, *unit = RUNS[name]
     unit = unit[0] if unit else "accelerator"
-    folder = out / name
+    folder = folder or out / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(dump_toml(params))
     row = {"run": name, "preset": params.name, "array": f"{params.rows}x{params.cols}",
@@ -109,14 +115,45 @@ def _fmt(row: dict) -> str:
             f"{row['lutram']:>6} {share:>5}  {fmax:26} {row['wall_s']:>6.0f}")
 
 
+def seed_summary(rows: list[dict]) -> dict[str, tuple[float, float, float, int]]:
+    """Per run with routed rows: (lowest, median, highest) Fmax over its seeds, and how many
+    seeds routed."""
+    fmax = {}
+    for row in rows:
+        if row.get("fits") and row.get("fmax_mhz") is not None:
+            fmax.setdefault(row["run"], []).append(row["fmax_mhz"])
+    out = {}
+    for name, values in fmax.items():
+        v = sorted(values)
+        mid = len(v) // 2
+        median = v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+        out[name] = (v[0], round(median, 2), v[-1], len(v))
+    return out
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(n < 0 for n in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(
+            f"--seeds = {text!r} is invalid: allowed distinct integers >= 0, comma-separated")
+    return seeds
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", default=",".join(DEFAULT),
                     help=f"comma-separated runs: {', '.join(RUNS)} (default all but eyeriss)")
     ap.add_argument("--timeout", type=float, default=None, metavar="S",
                     help="give up on a tool run after S seconds")
-    ap.add_argument("--seed", type=int, default=1, metavar="N",
-                    help="nextpnr's placement seed (default 1; results vary with it)")
+    seed = ap.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, default=1, metavar="N",
+                      help="nextpnr's placement seed (default 1; results vary with it)")
+    seed.add_argument("--seeds", type=_seeds, default=None, metavar="N,...",
+                      help="place and route every run once per seed; print each run's Fmax "
+                           "over them (lowest, median, highest)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("-o", "--output", default="build/bench-fpga", metavar="DIR")
     args = ap.parse_args(argv)
@@ -127,18 +164,25 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    seeds = args.seeds or [args.seed]
     rows = []
     for n in names:
-        rows.append(run_one(n, Path(args.output), args.timeout, say, args.seed))
-        if not args.json:
-            say(_fmt(rows[-1]))
+        for sd in seeds:
+            folder = Path(args.output) / n / f"seed-{sd}" if args.seeds else None
+            rows.append(run_one(n, Path(args.output), args.timeout, say, sd, folder))
+            if not args.json:
+                say(_fmt(rows[-1]))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(f"{'run':16} {'array':>5} {'dw':>4} {'LUT4':>6} {'FF':>6} {'DSP':>4} {'BRAM':>4} "
               f"{'LUTRAM':>6} {'logic':>5}  {'Fmax':26} {'wall s':>6}")
         for row in rows:
-            print(_fmt(row))
+            print(_fmt(row) + (f"  seed {row['seed']}" if args.seeds else ""))
+        if args.seeds:
+            for name, (lo, med, hi, k) in seed_summary(rows).items():
+                print(f"{name}: Fmax over {k} of {len(seeds)} seeds {lo:.2f} / {med:.2f} / "
+                      f"{hi:.2f} MHz (lowest / median / highest)")
     return 0
 
 

@@ -326,3 +326,28 @@ def test_array_alone_keeps_every_pe_and_its_ports(tmp_path):
     assert not any(k.startswith(("DP16KD", "TRELLIS_DPR")) for k in top)
     with pytest.raises(ValueError, match="unit = 'pe' is invalid: allowed accelerator, array"):
         yosys_cells(p, "ecp5", tmp_path, unit="pe")
+
+
+def test_bench_seeds_summary_and_bad_seed_lists(capsys):
+    """bench/fpga.py ``--seeds``: the per-run Fmax over seeds counts only routed rows, and a
+    bad seed list is refused, naming the option and what it allows."""
+    import runpy
+    from pathlib import Path
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "bench" / "fpga.py"))
+    rows = [{"run": "a", "fits": True, "fmax_mhz": 80.0},
+            {"run": "a", "fits": True, "fmax_mhz": 70.5},
+            {"run": "a", "fits": True, "fmax_mhz": 90.0},
+            {"run": "a", "fits": None, "reason": "timeout"},
+            {"run": "b", "fits": True, "fmax_mhz": 50.0},
+            {"run": "b", "fits": True, "fmax_mhz": 60.0},
+            {"run": "c", "fits": True, "fmax_mhz": None},       # packed only
+            {"run": "d", "fits": False, "reason": "too big"}]
+    assert bench["seed_summary"](rows) == {"a": (70.5, 80.0, 90.0, 3), "b": (50.0, 55.0, 60.0, 2)}
+    for bad in ("1,x", "", "1,1", "-1"):
+        with pytest.raises(SystemExit) as e:
+            bench["main"](["--runs", "a2x2-ecp5", "--seeds", bad])
+        assert e.value.code == 2
+        assert "--seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench["main"](["--seed", "2", "--seeds", "1,2"])
+    assert "not allowed with" in capsys.readouterr().err
