@@ -217,10 +217,9 @@ class Harness(wiring.Component):
         m.d.sync += sel.eq(sel + 1)
         with m.If(sel == len(TOP_COUNTERS) - 1):
             m.d.sync += sel.eq(0)
+        # (the accelerator's counter read is registered: its multiplexer and the fold below
+        # are not one path)
         m.d.comb += acc.cnt_sel.eq(sel)
-        # (the accelerator's counter read is registered: its multiplexer and the fold are
-        # not one path)
-        cnt_q = acc.cnt_value
         sig = self.checksum
         written = Mux(w_en, _fold(w_data, 8), 0)
         now = Cat(acc.busy, acc.error, acc.error_code, _fold(acc.passes_done, 2))
@@ -229,7 +228,7 @@ class Harness(wiring.Component):
             m.d.sync += status.eq(now)
         else:
             m.d.comb += status.eq(now)
-        m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(cnt_q, 8) ^ written ^ status)
+        m.d.sync += sig.eq(Cat(sig[7], sig[:7]) ^ _fold(acc.cnt_value, 8) ^ written ^ status)
 
         m.d.comb += [self.error.eq(acc.error)]
         m.d.sync += self.done.eq(all_sent & ~acc.busy & ~r_busy & ~o_valid & ~q_valid & ~w_busy &
