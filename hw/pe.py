@@ -42,10 +42,9 @@ Modes (``cfg.mode``; hardware for a mode exists only when the PE is built with i
   in RS, but no product is accumulated here: each MAC slot's product (0 when gated) leaves on
   ``product`` (valid in ``product_valid``) the cycle after its multiply, and the psum
   scratchpad and output FIFO are not used. A slot issues only while ``go`` is high: the array
-  raises it when every other PE has ``can_issue`` (high in a PE whose ``active`` is low: one
-  the pass does not use; the PE's own is in its issue condition), so all PEs issue the same
-  slot in the same cycle and the array can add their products (the weights stay, the psums
-  move).
+  raises it when every PE has ``can_issue`` (high in a PE whose ``active`` is low: one the
+  pass does not use), so all PEs issue the same slot in the same cycle and the array can add
+  their products (the weights stay, the psums move).
 * ``MODE_OS`` (2, output-stationary) -- as RS (psums stay in the psum scratchpad until the
   output is complete, then leave once), but the filters are not kept across outputs: after the
   last slot of each output column but the last, the PE goes back to loading and takes the next
