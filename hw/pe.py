@@ -317,7 +317,15 @@ class PE(wiring.Component):
             shape=signed(dw), depth=self._filter_depth, init=[],
             attrs=RAM_STYLES[self._filter_ram])
         f_wr = filter_spad.write_port()
-        f_rd = filter_spad.read_port(domain="sync")
+        # The filter read: a combinational port and a register of our own (its value is
+        # defined from reset on -- a sync port's data register has no initial value in the
+        # Verilog, which Icarus would carry as X into a first, gated slot's product). Yosys
+        # merges the register into the port (LUT RAM or block RAM alike).
+        f_rd = filter_spad.read_port(domain="comb")
+        f_data = Signal(signed(dw))
+        f_ren = Signal()
+        with m.If(f_ren):
+            m.d.sync += f_data.eq(f_rd.data)
         m.submodules.ifmap_spad = ifmap_spad = Memory(
             shape=signed(dw), depth=self._ifmap_depth, init=[])
         i_wr = ifmap_spad.write_port()
@@ -529,7 +537,7 @@ class PE(wiring.Component):
             i_rd.addr.eq(rd_addr),
             zero0.eq(Mux(first_f, i_rd.data == 0, zero1)),
             f_rd.addr.eq(f_addr),
-            f_rd.en.eq(issue & ~zero0),
+            f_ren.eq(issue & ~zero0),
         ]
         count("ifmap_reads", issue & first_f)
         count("filter_reads", issue & ~zero0)
@@ -652,12 +660,14 @@ class PE(wiring.Component):
         # last, first or not gated) is decided here from the stage before: a last slot is
         # the only one that stalls, so a writing slot never waits, and the scratchpad's
         # enables start at a flip-flop
+        # A gated slot's product is 0 without a multiplexer: its ifmap value i1 is 0 (zero1
+        # is i1 == 0, both set when the value is read) and the filter register holds a
+        # defined value (the last one read, or its reset value).
         w2 = Signal()
         w2_n = v1 & ~is_ws & ~last1 & (first1 | ~zero1)
         with m.If(~stall):
             m.d.sync += [v2.eq(v1), f2.eq(f1), first2.eq(first1), last2.eq(last1),
-                         zero2.eq(zero1), prod2.eq(Mux(zero1, 0, f_rd.data * i1)),
-                         w2.eq(w2_n)]
+                         zero2.eq(zero1), prod2.eq(f_data * i1), w2.eq(w2_n)]
 
         # ---- accumulate --------------------------------------------------------------------
         total = Signal(signed(pw))
