@@ -43,7 +43,7 @@ import numpy as np
 from hw.array import REPLICA_ATTR
 from hw.params import AcceleratorParams
 
-__all__ = ["TARGETS", "UNITS", "Target", "FitError", "FlowError", "synthesize", "yosys_cells",
+__all__ = ["TARGETS", "UNITS", "Target", "Device", "FitError", "FlowError", "synthesize", "yosys_cells",
            "harness", "harness_program", "harness_verilog", "format_report"]
 
 CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
@@ -167,7 +167,17 @@ def harness_verilog(params: AcceleratorParams, family: str = "ecp5",
         top, spec, prog = harness(params, slices=family != "ice40")
         summary = {"unit": unit, "layer": spec, "passes": len(prog.descriptors),
                    "dram_words": top.dram_depth}
-    return dedupe_modules(verilog.convert(top, name=TOP, emit_src=False)), summary
+    return dedupe_modules(verilog.convert(top, name=TOP, emit_src=False,
+                                          platform=Device(family))), summary
+
+
+@dataclass(frozen=True)
+class Device:
+    """The ``platform`` the flow elaborates the design for: the device family, from which the
+    gateware chooses its FPGA primitives (on ``"ecp5"`` each PE's MAC is a ``MULT18X18D``
+    with its own registers, see :class:`hw.pe.PE`). Amaranth's vendor platforms have the
+    same ``family`` attribute."""
+    family: str
 
 
 # ---- tools ----------------------------------------------------------------------------------
