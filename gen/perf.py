@@ -166,9 +166,9 @@ def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1,
             d.padded_width, d.out_width, d.nrows, ring_cols(d.pe_chans, ifmap_depth),
             ifmap_start(registered))
     if d.is_ws:
-        return _compute_timing_ws(*args)
+        return _compute_timing_ws(*args, int(registered))
     if d.is_os:
-        return _compute_timing_os(*args, lanes)
+        return _compute_timing_os(*args, lanes, int(registered))
     return _compute_timing(*args)
 
 
@@ -262,10 +262,12 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> int
 
 
 @functools.lru_cache(maxsize=4096)
-def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> int:
+def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0, lag) -> int:
     """WS: the rules of :func:`_compute_timing`, but all PEs issue in lockstep -- output step
-    ``x`` (``p*q*S`` slots back to back) starts the cycle after the last word any PE needs
-    for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step ``x-1``.
+    ``x`` (``p*q*S`` slots back to back) starts ``1 + lag`` cycles after the last word any PE
+    needs for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step
+    ``x-1`` (``lag`` = 1 with ``registered_networks``: the lockstep ``go`` is a flip-flop
+    that learns of a word a cycle after it was taken).
     The last slot's product reaches the psum buffer 5 cycles after it issued; the phase ends
     when that write is done, every PE is idle and the network has sent its last word.
     A column's words are replayed at once (a running maximum, as in OS)."""
@@ -289,7 +291,7 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> 
         a = int(t[-1])
         last = tq = int(t[lastk])
         while len(e) < F and len(e) * st + S - 1 <= col:
-            start = tq + 1 if not e else max(e[-1] + 1, tq + 1)
+            start = tq + 1 + lag if not e else max(e[-1] + 1, tq + 1 + lag)
             e.append(start + P - 1)
     z = max(a + 1, last + 3, e[-1] + 6)
     return z + 1
@@ -297,15 +299,16 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> 
 
 @functools.lru_cache(maxsize=4096)
 def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0,
-                       lanes) -> int:
+                       lanes, lag) -> int:
     """OS: PE ``(s, j)`` takes the words of channel group ``s``, rows ``j*st .. j*st+R-1``
     (``q*R`` words per column) and issues ``p*q*R*S`` slots per output, all PEs in lockstep
     (as in WS). Before each output but the first the PEs reload their filters: the loader
     streams the block again (word 0 of the first reload offered a cycle after a0, then one word
     per cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
     finished the previous output (they take ifmap words meanwhile). Output step ``x`` starts
-    the cycle after the last word any PE needs for it was taken, after step ``x-1`` and
-    after the last group's reload. The psum chains drain as in RS.
+    ``1 + lag`` cycles after the last word any PE needs for it was taken (``lag`` as in
+    :func:`_compute_timing_ws`), after step ``x-1`` and the cycle after the last group's
+    reload. The psum chains drain as in RS.
 
     The network's words of a column are replayed at once: word ``k`` is taken at ``t_k =
     max(t_{k-1} + 1, b_k)`` (``b_k``: when its targets have ring room), a running maximum.
@@ -336,7 +339,7 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0,
         a = int(t[-1])
         lw = t[last_idx]
         if len(e) < F and len(e) * st + S - 1 == col:   # every window of the step is in
-            start = int(lw.max()) + 1
+            start = int(lw.max()) + 1 + lag
             if e:
                 for _ in range(groups):
                     ts = max(ts + 1, e[-1] + 1) + P - 1

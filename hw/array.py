@@ -29,11 +29,13 @@ Per-cycle access events of all PEs are summed into ``events`` (one count per PE 
 the top keeps one counter per kind instead of one per PE.
 
 Timing: with ``params.registered_networks`` (more than two PEs) every PE presents its ifmap
-``ready`` and its ``can_issue`` from flip-flops (computed a cycle ahead, see the PE's
-``registered_ready``), so the array-wide ANDs of the ifmap handshake and of the lockstep
-``go`` start at registers (``can_issue`` is high in a PE the pass does not use, so the AND
-takes flip-flops only); the schedule is unchanged. ``busy`` is a flip-flop, the OR of the
-PEs' next ``busy``. The PEs' configuration comes from a
+``ready`` from a flip-flop (computed a cycle ahead, see the PE's ``registered_ready``), so the
+array-wide AND of the ifmap handshake starts at registers. The lockstep ``go`` is a
+flip-flop: the AND over the PEs of ``can_next`` (the next cycle's ``can_issue`` judged
+without this cycle's ifmap word), so gathering the PEs' flags and sending ``go`` to every PE
+are two cycles, not one; a step that waited for a word starts a cycle later than with the
+combinational AND (gen.perf's WS/OS replays add that cycle), back-to-back steps do not.
+``busy`` is a flip-flop, the OR of the PEs' next ``busy``. The PEs' configuration comes from a
 register of the array's (programmed a cycle before ``start``), a skid buffer between two rows
 makes each row's psum ``ready`` a flip-flop (no ready path down a column), and the column's
 top row is one-hot and registered. The event sums are then pipelined (strobes and row counts
@@ -307,7 +309,13 @@ class PEArray(wiring.Component):
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
             go = Signal()
-            m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
+            if regd:
+                # a flip-flop: the AND over the PEs of their next ``can_issue`` judged without
+                # this cycle's ifmap word (``can_next``), so the AND and the wires to every PE
+                # are in different cycles (a step that waited for a word starts a cycle later)
+                m.d.sync += go.eq(Cat(*[pe.can_next for row in pes for pe in row]).all())
+            else:
+                m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
             for r in range(rows):
                 for j in range(cols):
                     m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]

@@ -43,8 +43,9 @@ Modes (``cfg.mode``; hardware for a mode exists only when the PE is built with i
   ``product`` (valid in ``product_valid``) the cycle after its multiply, and the psum
   scratchpad and output FIFO are not used. A slot issues only while ``go`` is high: the array
   raises it when every PE has ``can_issue`` (high in a PE whose ``active`` is low: one the
-  pass does not use), so all PEs issue the same slot in the same cycle and the array can add
-  their products (the weights stay, the psums move).
+  pass does not use; with ``registered_ready``, a cycle after every PE had ``can_next``), so
+  all PEs issue the same slot in the same cycle and the array can add their products (the
+  weights stay, the psums move).
 * ``MODE_OS`` (2, output-stationary) -- as RS (psums stay in the psum scratchpad until the
   output is complete, then leave once), but the filters are not kept across outputs: after the
   last slot of each output column but the last, the PE goes back to loading and takes the next
@@ -250,6 +251,8 @@ class PE(wiring.Component):
             ports["busy_next"] = Out(1)
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
+            if registered_ready:
+                ports["can_next"] = Out(1)
         if ws:
             ports.update(product=Out(signed(2 * data_width)), product_valid=Out(1))
         if counters:
@@ -669,12 +672,24 @@ class PE(wiring.Component):
                                                            Mux(start_ev, 0, rdy_sel[0]))),
                     can_n[1].eq(in_run_n1 & ~stall_n & rdy_sel[1]),
                 ]
-                # ``can_issue`` has a flip-flop of its own with ``active`` in it, so the
-                # array's AND over its PEs takes flip-flops only (4 per LUT)
+                # ``can_issue`` has a flip-flop of its own with ``active`` in it
                 can_out = Signal()
                 m.d.sync += [can_q.eq(Mux(sx, can_n[1], can_n[0])),
                              can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
                 m.d.comb += self.can_issue.eq(can_out)
+                # ``can_next``: the next cycle's ``can_issue`` judged without this cycle's
+                # ifmap word (as if no word completed a column now; a word only ever makes
+                # a PE readier). It comes from the PE's flip-flops and the local late events
+                # only -- no array-wide handshake -- so the array can AND it over its PEs into
+                # the lockstep ``go`` flip-flop: a slot whose window a word completed in cycle
+                # t issues in t + 2 instead of t + 1; back-to-back steps are not delayed.
+                can_x = [Signal(name=f"can_x{b}") for b in range(2)]
+                m.d.comb += [
+                    can_x[0].eq(in_run_n0 & ~stall_n & Mux(row_reset, rdy_reset,
+                                                           Mux(start_ev, 0, rdy_ab[0][0]))),
+                    can_x[1].eq(in_run_n1 & ~stall_n & rdy_ab[0][1]),
+                    self.can_next.eq(Mux(sx, can_x[1], can_x[0]) | ~self.active),
+                ]
 
         # ---- multiply ----------------------------------------------------------------------
         # the accumulator's write-back to the psum scratchpad (a slot that is not its psum's

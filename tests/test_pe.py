@@ -157,7 +157,8 @@ def _outputs(ctx, pe):
 def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
     """``registered_ready`` computes the ifmap and filter ``ready`` and ``can_issue`` a cycle
     ahead; under random inputs (valid, ready, go, data, a second start) both PEs must show
-    the same outputs in every cycle."""
+    the same outputs in every cycle, and ``can_next`` must be the next cycle's
+    ``can_issue`` (never higher, and lower only after a cycle that took an ifmap word)."""
     rng = np.random.default_rng(500 + seed)
     r = random.Random(seed)
     # a one-word output FIFO (odd seeds) fills often: slots stall, then resume on a pop
@@ -186,6 +187,7 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
             for pe in (twins.plain, twins.regd):
                 ctx.set(pe.start, 0)
             n = 0
+            promise = None      # last cycle's ``can_next``, and whether an ifmap word was taken
             while ctx.get(twins.plain.busy) or ctx.get(twins.regd.busy):
                 values = dict(fv=r.random() < prob, iv=r.random() < prob,
                               pv=r.random() < prob, pr=r.random() < prob / 2,
@@ -203,6 +205,16 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                     ctx.set(pe.go, values["go"])
                 a, b = _outputs(ctx, twins.plain), _outputs(ctx, twins.regd)
                 assert a == b, f"cycle {n} of {cfg}: plain {a}, registered {b}"
+                # last cycle's ``can_next`` promised this cycle's ``can_issue`` (the array's
+                # lockstep relies on it) and is exact unless an ifmap word was taken then
+                if promise is not None:
+                    promised, took = promise
+                    can = ctx.get(twins.plain.can_issue)
+                    assert (promised <= can) if took else (promised == can), (
+                        f"cycle {n} of {cfg}: can_next {promised} (word taken: {took}), "
+                        f"can_issue {can}")
+                promise = (ctx.get(twins.regd.can_next),
+                           ctx.get(twins.regd.ifmap.valid) and ctx.get(twins.regd.ifmap.ready))
                 # last cycle's ``busy_next`` is this cycle's ``busy``
                 assert b[0] == busy_next, f"cycle {n} of {cfg}: busy_next {busy_next}"
                 busy_next = ctx.get(twins.regd.busy_next)
