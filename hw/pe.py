@@ -249,6 +249,9 @@ class PE(wiring.Component):
         if registered_ready:
             # the next cycle's ``busy``: an array keeps the OR over its PEs in a flip-flop
             ports["busy_next"] = Out(1)
+            # the next cycle's ifmap ``ready`` without this cycle's slot, for no word / a word
+            # taken now: an array ANDs them into its ifmap ready flip-flop
+            ports["ifmap_room"] = Out(2)
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
             if registered_ready:
@@ -658,6 +661,18 @@ class PE(wiring.Component):
                 acc_n[1].eq(acc_sel[1]),
             ]
             m.d.sync += acc_q.eq(Mux(sx, acc_n[1], acc_n[0]))
+            # ``ifmap_room``: the next cycle's ``ready`` judged without this cycle's slot
+            # (as if no output step completed now; a step only ever frees ring room), bit 0
+            # if the PE takes no ifmap word now, bit 1 if it takes one. From the PE's
+            # flip-flops and local events only, so the array can AND them over the targets
+            # of the words it may offer next into its ready flip-flop: a word waiting for
+            # the ring room that a step's last slot frees in cycle t is taken in t + 2
+            # instead of t + 1.
+            room = [Signal(name=f"room{c}") for c in range(2)]
+            for c, sel in enumerate([acc_ab[0][0], Mux(wch_last, acc_ab[1][0], acc_ab[0][0])]):
+                m.d.comb += room[c].eq(in_ring_n0 & Mux(row_reset, acc_reset,
+                                                        Mux(start_ev, acc_start, sel)))
+            m.d.comb += self.ifmap_room.eq(Cat(*room))
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise
                 # the slot now in multiply stalls next if it is a last one and the FIFO will
