@@ -261,12 +261,15 @@ class PEArray(wiring.Component):
         word = self.ifmap.payload
         hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
         i_ok = []
+        # (registered: a copy of the ready flip-flop per PE row, placed among its PEs)
+        row_ready = ([Signal(name=f"ifmap_ready_r{r}", attrs={REPLICA_ATTR: 1})
+                      for r in range(rows)] if regd else [self.ifmap.ready] * rows)
         for r in range(rows):
             for j in range(cols):
                 pe = pes[r][j]
                 hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & row_ready[r])]
                 i_ok.append(~hit | pe.ifmap.ready)
         if regd:
             # The ready is a flip-flop: for the word offered next cycle -- the parent's next
@@ -282,7 +285,8 @@ class PEArray(wiring.Component):
                             for i, pe in enumerate(flat)]).all()
             ok_same = Cat(*[~cur[i] | pe.ifmap_room[0] for i, pe in enumerate(flat)]).all()
             moves_on = ~self.ifmap.valid | ready
-            m.d.sync += ready.eq(Mux(moves_on, ok_next, ok_same))
+            for q in (ready, *row_ready):
+                m.d.sync += q.eq(Mux(moves_on, ok_next, ok_same))
             m.d.comb += self.ifmap.ready.eq(ready)
         else:
             m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
@@ -328,17 +332,22 @@ class PEArray(wiring.Component):
 
         # ---- WS, OS: lockstep issue; WS: the column adders --------------------------------
         if "ws" in p.dataflows or "os" in p.dataflows:
-            go = Signal()
             if regd:
-                # a flip-flop: the AND over the PEs of their next ``can_issue`` judged without
-                # this cycle's ifmap word (``can_next``), so the AND and the wires to every PE
-                # are in different cycles (a step that waited for a word starts a cycle later)
-                m.d.sync += go.eq(Cat(*[pe.can_next for row in pes for pe in row]).all())
+                # a flip-flop (a copy per PE row): the AND over the PEs of their next
+                # ``can_issue`` judged without this cycle's ifmap word (``can_next``), so the
+                # AND and the wires to every PE are in different cycles (a step that waited
+                # for a word starts a cycle later)
+                gos = [Signal(name=f"go_r{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]
+                all_can = Cat(*[pe.can_next for row in pes for pe in row]).all()
+                m.d.sync += [g.eq(all_can) for g in gos]
             else:
+                go = Signal()
                 m.d.comb += go.eq(Cat(*[pe.can_issue for row in pes for pe in row]).all())
+                gos = [go] * rows
             for r in range(rows):
                 for j in range(cols):
-                    m.d.comb += [pes[r][j].go.eq(go), pes[r][j].active.eq(row_on[r] & col_on[j])]
+                    m.d.comb += [pes[r][j].go.eq(gos[r]),
+                                 pes[r][j].active.eq(row_on[r] & col_on[j])]
         if "ws" in p.dataflows:
             m.d.sync += self.ws_valid.eq(pes[0][0].product_valid)
             for j in range(cols):

@@ -208,7 +208,7 @@ class PE(wiring.Component):
 
     Elaborated for a platform whose ``family`` is ``"ecp5"`` (the FPGA flow's, or an
     amaranth-boards ECP5 board), the MAC is an ECP5 ``MULT18X18D`` instance that keeps the
-    filter value, the ifmap value and the product in the DSP block's own registers (the same
+    filter value and the ifmap value in the DSP block's own input registers (the same
     registers, so the same cycles; the benches simulate it with tb/ecp5_mult18x18d.v).
     """
 
@@ -631,12 +631,37 @@ class PE(wiring.Component):
             taps_b = [xs_taps, xs_taps1]
             acc_ab = [[Signal(name=f"acc_next_{a}{b}") for b in range(2)] for a in range(2)]
             rdy_ab = [[Signal(name=f"rdy_next_{a}{b}") for b in range(2)] for a in range(2)]
+            # The compares of this cycle's column with the ring and tap positions (a = 0,
+            # b = 0) and with the next step's tap position (b = 1, for ``can_next``) are
+            # flags kept a cycle ahead -- each chosen at the end from the compares of the
+            # candidate next values by the late events -- so the look-ahead outputs that the
+            # array ANDs over its PEs (``can_next``, ``ifmap_room``) have no carry chain.
+            def ahead(name, cmp, a_next, b_next, at_reset, at_start):
+                """A flag equal to ``cmp(a, b)`` of this cycle's values: ``a_next`` and
+                ``b_next`` are the candidate next values of ``a`` (without / with a column
+                completed now) and of ``b`` (without / with an output step completed now)."""
+                flag = Signal(name=name)
+                pick = Mux(sx, Mux(cw, cmp(a_next[1], b_next[1]), cmp(a_next[0], b_next[1])),
+                           Mux(cw, cmp(a_next[1], b_next[0]), cmp(a_next[0], b_next[0])))
+                m.d.sync += flag.eq(Mux(row_reset, at_reset, Mux(start_ev, at_start, pick)))
+                return flag
+            ge = ahead("wcol_ge_taps", lambda a, b: a >= b, [wcol, wcol1], [xs_taps, xs_taps1],
+                       cfg.taps == 0, wcol >= cfg.taps)
+            ge1 = ahead("wcol_ge_taps1", lambda a, b: a >= b, [wcol, wcol1],
+                        [xs_taps1, xs_taps1 + cfg.stride], cfg.taps + cfg.stride == 0,
+                        wcol >= cfg.taps + cfg.stride)
+            lt = ahead("wcol_lt_ring", lambda a, b: a < b, [wcol, wcol1], [xs_ring, xs_ring1],
+                       cfg.ring_cols != 0, wcol < cfg.ring_cols)
+            lt1 = ahead("wcol1_lt_ring", lambda a, b: a < b, [wcol1, wcol1 + 1],
+                        [xs_ring, xs_ring1], cfg.ring_cols > 1, wcol1 < cfg.ring_cols)
             for a in range(2):
                 for b in range(2):
+                    lt_ab = [lt, lt1][a] if b == 0 else wcol_a[a] < ring_b[b]
+                    ge_ab = [ge, ge1][b] if a == 0 else wcol_a[a] >= taps_b[b]
                     m.d.comb += [
                         acc_ab[a][b].eq((~wcol_end if a == 0 else wcol1 != cfg.width) &
-                                        (x_end[b] | (wcol_a[a] < ring_b[b]))),
-                        rdy_ab[a][b].eq(~x_end[b] & (wcol_a[a] >= taps_b[b])),
+                                        (x_end[b] | lt_ab)),
+                        rdy_ab[a][b].eq(~x_end[b] & ge_ab),
                     ]
             # the next values for this cycle's slot not completing an output step (sx = 0)
             # and completing one (sx = 1: the PE is running, no row ends and none starts; an
@@ -723,19 +748,21 @@ class PE(wiring.Component):
             with m.If(~stall):
                 m.d.sync += prod2.eq(f_data * i1)
         else:
-            # The same three registers inside the DSP block (ECP5 MULT18X18D, both operands
+            # The operand registers inside the DSP block (ECP5 MULT18X18D, both operands
             # signed): input A the filter value read (CE0; outside, in the block RAM's read
             # port, when the scratchpad is block RAM), input B the ifmap value i1 (CE1, loaded
-            # with the first filter's slot) and the output register prod2 (CE2 = ~stall). No
-            # wire runs between the multiplier and its registers, and none has a reset (data
-            # registers whose values matter only behind a valid bit).
+            # with the first filter's slot); no wire runs between them and the multiplier, and
+            # neither has a reset (data registers whose values matter only behind a valid
+            # bit). The product register prod2 stays in the fabric, beside the accumulator's
+            # adder: as the DSP's output register its route to the adder (the placer cannot
+            # bring the adder next to a DSP column) was tiny's critical path.
             def ext(v):
                 return Cat(v, v[-1].replicate(18 - len(v)))
             a_in = ext(f_rd.data if dsp_a else f_data)
             b_in = ext(i_rd.data)
             p_out = Signal(36)
             ports = {"i_CLK0": ClockSignal(), "i_CE0": f_ren, "i_CE1": issue & first_f,
-                     "i_CE2": ~stall, "i_CE3": Const(0), "i_SIGNEDA": Const(1),
+                     "i_CE2": Const(0), "i_CE3": Const(0), "i_SIGNEDA": Const(1),
                      "i_SIGNEDB": Const(1), "i_SOURCEA": Const(0), "i_SOURCEB": Const(0)}
             for n in range(4):
                 ports[f"i_RST{n}"] = Const(0)
@@ -748,9 +775,9 @@ class PE(wiring.Component):
                 "MULT18X18D",
                 p_REG_INPUTA_CLK="CLK0" if dsp_a else "NONE", p_REG_INPUTA_CE="CE0",
                 p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE1",
-                p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE2",
                 p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
-            m.d.comb += prod2.eq(p_out[:2 * dw])
+            with m.If(~stall):
+                m.d.sync += prod2.eq(p_out[:2 * dw])
 
         # ---- accumulate --------------------------------------------------------------------
         total = Signal(signed(pw))
