@@ -310,9 +310,9 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0,
     streams the block again (word 0 of the first reload offered a cycle after a0, then one word
     per cycle), row group after row group (``lanes`` PE rows each), starting when the PEs have
     finished the previous output (they take ifmap words meanwhile). Output step ``x`` starts
-    ``1 + lag`` cycles after the last word any PE needs for it was taken (``lag`` as in
-    :func:`_compute_timing_ws`), after step ``x-1`` and the cycle after the last group's
-    reload. The psum chains drain as in RS.
+    ``1 + lag`` cycles after the last word any PE needs for it was taken and after the last
+    group's last reload word (``lag`` as in :func:`_compute_timing_ws`), and after step
+    ``x-1``. The psum chains drain as in RS.
 
     The network's words of a column are replayed at once: word ``k`` is taken at ``t_k =
     max(t_{k-1} + 1, b_k)`` (``b_k``: when its targets have ring room), a running maximum.
@@ -347,7 +347,7 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0,
             if e:
                 for _ in range(groups):
                     ts = max(ts + 1, e[-1] + 1) + P - 1
-                start = max(start, e[-1] + 1, ts + 1)
+                start = max(start, e[-1] + 1, ts + 1 + lag)
             e.append(start + P - 1)
     z = a + 1
     for j in range(ncols):

@@ -718,15 +718,16 @@ class PE(wiring.Component):
                              can_out.eq(Mux(sx, can_n[1], can_n[0]) | ~self.active)]
                 m.d.comb += self.can_issue.eq(can_out)
                 # ``can_next``: the next cycle's ``can_issue`` judged without this cycle's
-                # ifmap word (as if no word completed a column now; a word only ever makes
-                # a PE readier). It comes from the PE's flip-flops and the local late events
-                # only -- no array-wide handshake -- so the array can AND it over its PEs into
-                # the lockstep ``go`` flip-flop: a slot whose window a word completed in cycle
-                # t issues in t + 2 instead of t + 1; back-to-back steps are not delayed.
+                # ifmap word and filter word (as if no word completed a column or a filter
+                # load now; a word only ever makes a PE readier). It comes from the PE's
+                # flip-flops and the local late events only -- no handshake -- so the array
+                # can AND it over its PEs into the lockstep ``go`` flip-flop: a slot whose
+                # window a word completed (or whose filters a load completed) in cycle t
+                # issues in t + 2 instead of t + 1; back-to-back steps are not delayed.
                 can_x = [Signal(name=f"can_x{b}") for b in range(2)]
                 m.d.comb += [
-                    can_x[0].eq(in_run_n0 & ~stall_n & Mux(row_reset, rdy_reset,
-                                                           Mux(start_ev, 0, rdy_ab[0][0]))),
+                    can_x[0].eq(in_run & ~stall_n & Mux(row_done, ~row_is_last & rdy_reset,
+                                                        rdy_ab[0][0])),
                     can_x[1].eq(in_run_n1 & ~stall_n & rdy_ab[0][1]),
                     self.can_next.eq(Mux(sx, can_x[1], can_x[0]) | ~self.active),
                 ]

@@ -158,8 +158,9 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
     """``registered_ready`` computes the ifmap and filter ``ready`` and ``can_issue`` a cycle
     ahead; under random inputs (valid, ready, go, data, a second start) both PEs must show
     the same outputs in every cycle; ``can_next`` must be the next cycle's ``can_issue``
-    (never higher, and lower only after a cycle that took an ifmap word), and ``ifmap_room``
-    the next cycle's ifmap ``ready`` (never higher, lower only after a cycle that issued)."""
+    (never higher, and lower only after a cycle that took an ifmap or filter word), and
+    ``ifmap_room`` the next cycle's ifmap ``ready`` (never higher, lower only after a cycle
+    that issued)."""
     rng = np.random.default_rng(500 + seed)
     r = random.Random(seed)
     # a one-word output FIFO (odd seeds) fills often: slots stall, then resume on a pop
@@ -208,12 +209,13 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                 a, b = _outputs(ctx, twins.plain), _outputs(ctx, twins.regd)
                 assert a == b, f"cycle {n} of {cfg}: plain {a}, registered {b}"
                 # last cycle's ``can_next`` promised this cycle's ``can_issue`` (the array's
-                # lockstep relies on it) and is exact unless an ifmap word was taken then
+                # lockstep relies on it) and is exact unless an ifmap or filter word was
+                # taken then
                 if promise is not None:
                     promised, took = promise
                     can = ctx.get(twins.plain.can_issue)
                     assert (promised <= can) if took else (promised == can), (
-                        f"cycle {n} of {cfg}: can_next {promised} (word taken: {took}), "
+                        f"cycle {n} of {cfg}: can_next {promised} (a word taken: {took}), "
                         f"can_issue {can}")
                 # likewise ``ifmap_room`` (the bit for whether a word was taken) promised this
                 # cycle's ifmap ``ready``, exactly unless a MAC slot issued then
@@ -225,7 +227,8 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                         f"ready {rdy}")
                 took = ctx.get(twins.regd.ifmap.valid) and ctx.get(twins.regd.ifmap.ready)
                 ev = ctx.get(twins.regd.events)
-                promise = (ctx.get(twins.regd.can_next), took)
+                f_took = ctx.get(twins.regd.filter.valid) and ctx.get(twins.regd.filter.ready)
+                promise = (ctx.get(twins.regd.can_next), took or f_took)
                 room = (ctx.get(twins.regd.ifmap_room) >> int(took) & 1,
                         bool(ev.macs or ev.gated_macs))
                 # last cycle's ``busy_next`` is this cycle's ``busy``
