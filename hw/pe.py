@@ -693,10 +693,15 @@ class PE(wiring.Component):
             # of the words it may offer next into its ready flip-flop: a word waiting for
             # the ring room that a step's last slot frees in cycle t is taken in t + 2
             # instead of t + 1.
+            # (Nor this cycle's filter word: the ring counts as closed in the cycle after a
+            # load's last filter word turns an RS or WS PE to running -- no ifmap word comes
+            # then, as the compute phase follows the filter load.)
+            in_ring_c = ((in_run & ~(row_done & row_is_last)) |
+                         (is_os & ((phase == _Phase.LOAD) | start_ev)))
             room = [Signal(name=f"room{c}") for c in range(2)]
             for c, sel in enumerate([acc_ab[0][0], Mux(wch_last, acc_ab[1][0], acc_ab[0][0])]):
-                m.d.comb += room[c].eq(in_ring_n0 & Mux(row_reset, acc_reset,
-                                                        Mux(start_ev, acc_start, sel)))
+                m.d.comb += room[c].eq(in_ring_c & Mux(row_reset, acc_reset,
+                                                       Mux(start_ev, acc_start, sel)))
             m.d.comb += self.ifmap_room.eq(Cat(*room))
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise

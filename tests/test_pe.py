@@ -160,7 +160,7 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
     the same outputs in every cycle; ``can_next`` must be the next cycle's ``can_issue``
     (never higher, and lower only after a cycle that took an ifmap or filter word), and
     ``ifmap_room`` the next cycle's ifmap ``ready`` (never higher, lower only after a cycle
-    that issued)."""
+    that issued or took a filter word)."""
     rng = np.random.default_rng(500 + seed)
     r = random.Random(seed)
     # a one-word output FIFO (odd seeds) fills often: slots stall, then resume on a pop
@@ -218,7 +218,8 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                         f"cycle {n} of {cfg}: can_next {promised} (a word taken: {took}), "
                         f"can_issue {can}")
                 # likewise ``ifmap_room`` (the bit for whether a word was taken) promised this
-                # cycle's ifmap ``ready``, exactly unless a MAC slot issued then
+                # cycle's ifmap ``ready``, exactly unless a MAC slot issued or a filter word
+                # was taken then
                 if room is not None:
                     promised, issued = room
                     rdy = ctx.get(twins.plain.ifmap.ready)
@@ -230,7 +231,7 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
                 f_took = ctx.get(twins.regd.filter.valid) and ctx.get(twins.regd.filter.ready)
                 promise = (ctx.get(twins.regd.can_next), took or f_took)
                 room = (ctx.get(twins.regd.ifmap_room) >> int(took) & 1,
-                        bool(ev.macs or ev.gated_macs))
+                        bool(ev.macs or ev.gated_macs) or f_took)
                 # last cycle's ``busy_next`` is this cycle's ``busy``
                 assert b[0] == busy_next, f"cycle {n} of {cfg}: busy_next {busy_next}"
                 busy_next = ctx.get(twins.regd.busy_next)
