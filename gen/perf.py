@@ -165,25 +165,22 @@ def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1,
     args = (d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows, d.ncols,
             d.padded_width, d.out_width, d.nrows, ring_cols(d.pe_chans, ifmap_depth),
             ifmap_start(registered))
-    lag = int(registered)
     if d.is_ws:
-        return _compute_timing_ws(*args, lag)
+        return _compute_timing_ws(*args, int(registered))
     if d.is_os:
-        return _compute_timing_os(*args, lanes, lag)
-    return _compute_timing(*args, lag)
+        return _compute_timing_os(*args, lanes, int(registered))
+    return _compute_timing(*args)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0, lag=0) -> int:
+def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0) -> int:
     """Event-level replay of the compute phase; cycle 0 is the phase's first cycle.
 
     The ifmap network offers word ``n`` the cycle after word ``n-1`` was taken (word 0 the
     cycle after ``a0``, see :func:`ifmap_start`) and a word is taken as soon as its targets
     (the PEs of one diagonal, which all behave alike) are ready. A PE takes column ``col``
     once it has finished the steps that free a slot of its ring (``col < x*stride +
-    ring``): the cycle after the freeing step's last slot, or ``1 + lag`` cycles after it
-    (``lag`` = 1 with ``registered_networks``: the network's ready is a flip-flop that learns
-    of the step a cycle after its last slot); it issues the ``p*q*S`` MAC slots of
+    ring``); it issues the ``p*q*S`` MAC slots of
     output step ``x`` back to back, starting the cycle after the last word of column
     ``x*stride + S - 1`` arrived and after step ``x-1``. A finished psum reaches the PE's
     output register 4 cycles after its slot issued and climbs the column one PE per cycle;
@@ -223,7 +220,7 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0, lag=0)
             if need:
                 for step, _, e in seq:
                     t = a + step
-                    u = e[need - 1] + lag
+                    u = e[need - 1]
                     a = u + 1 if u >= t else t
                 a += skip
             else:
@@ -233,8 +230,8 @@ def _compute_timing(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0, lag=0)
             a += (q - 2) * sweep
         for step, dg, e in seq:         # the last channel: its words complete new windows
             t = a + step
-            if need and e[need - 1] + lag >= t:
-                t = e[need - 1] + lag + 1
+            if need and e[need - 1] >= t:
+                t = e[need - 1] + 1
             last_word[dg] = a = t
             if steps > done:
                 # step x starts after the word and after step x-1: back to back
@@ -270,8 +267,7 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0, lag
     ``x`` (``p*q*S`` slots back to back) starts ``1 + lag`` cycles after the last word any PE
     needs for it (channel q-1 of column ``x*stride + S - 1``) was taken, and after step
     ``x-1`` (``lag`` = 1 with ``registered_networks``: the lockstep ``go`` is a flip-flop
-    that learns of a word a cycle after it was taken, and a word waiting for ring room is
-    taken ``1 + lag`` cycles after the freeing step's last slot, as in RS).
+    that learns of a word, or of a filter reload's last word, a cycle after it was taken).
     The last slot's product reaches the psum buffer 5 cycles after it issued; the phase ends
     when that write is done, every PE is idle and the network has sent its last word.
     A column's words are replayed at once (a running maximum, as in OS)."""
@@ -288,7 +284,7 @@ def _compute_timing_ws(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0, lag
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         if need:
-            b = np.where(mask, e[need - 1] + 1 + lag, 0)
+            b = np.where(mask, e[need - 1] + 1, 0)
             t = k + np.maximum.accumulate(np.maximum(b - k, a))
         else:
             t = k + a
@@ -336,7 +332,7 @@ def _compute_timing_os(S, q, p, st, vg, R, ncols, width, F, nrows, ring, a0,
     for col in range(width):
         need = 0 if col < ring else min(F, (col - ring) // st + 1)
         if need:
-            b = np.where(mask, e[need - 1] + 1 + lag, 0)
+            b = np.where(mask, e[need - 1] + 1, 0)
             t = k + np.maximum.accumulate(np.maximum(b - k, a))
         else:
             t = k + a

@@ -113,9 +113,6 @@ class PEArray(wiring.Component):
         self.registered_ready = params.registered_networks
         if self.registered_ready:
             extra["ifmap_hit"] = In(rows * cols)
-            # ... and those of the word the parent offers next if this one is taken (or if
-            # none is offered now: its FIFO's head; if it has none, they do not matter)
-            extra["ifmap_next_hit"] = In(rows * cols)
         # IDs and activity (registered: stable a cycle after the pass inputs; col_id and
         # col_end a cycle later). Made here so that :meth:`ifmap_hits` can use them.
         self._row_group = [Signal(range(rows), name=f"row_group{r}") for r in range(rows)]
@@ -261,35 +258,14 @@ class PEArray(wiring.Component):
         word = self.ifmap.payload
         hits = self.ifmap_hit if regd else self.ifmap_hits(word.s, word.h)
         i_ok = []
-        # (registered: a copy of the ready flip-flop per PE row, placed among its PEs)
-        row_ready = ([Signal(name=f"ifmap_ready_r{r}", attrs={REPLICA_ATTR: 1})
-                      for r in range(rows)] if regd else [self.ifmap.ready] * rows)
         for r in range(rows):
             for j in range(cols):
                 pe = pes[r][j]
                 hit = hits[r * cols + j]
                 m.d.comb += [pe.ifmap.payload.eq(word.data),
-                             pe.ifmap.valid.eq(self.ifmap.valid & hit & row_ready[r])]
+                             pe.ifmap.valid.eq(self.ifmap.valid & hit & self.ifmap.ready)]
                 i_ok.append(~hit | pe.ifmap.ready)
-        if regd:
-            # The ready is a flip-flop: for the word offered next cycle -- the parent's next
-            # word if this one is taken now (or none is offered), else this one again -- the
-            # AND over its targets of their ``ifmap_room`` (next cycle's ready without this
-            # cycle's slot; which of its two bits: whether the PE takes this word). So the
-            # AND over the array and the write enables of every PE are two cycles, not one.
-            ready = Signal()
-            cur = Cat(*[hits[i] & self.ifmap.valid for i in range(rows * cols)])
-            nxt = self.ifmap_next_hit
-            flat = [pe for row in pes for pe in row]
-            ok_next = Cat(*[~nxt[i] | Mux(cur[i], pe.ifmap_room[1], pe.ifmap_room[0])
-                            for i, pe in enumerate(flat)]).all()
-            ok_same = Cat(*[~cur[i] | pe.ifmap_room[0] for i, pe in enumerate(flat)]).all()
-            moves_on = ~self.ifmap.valid | ready
-            for q in (ready, *row_ready):
-                m.d.sync += q.eq(Mux(moves_on, ok_next, ok_same))
-            m.d.comb += self.ifmap.ready.eq(ready)
-        else:
-            m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
+        m.d.comb += self.ifmap.ready.eq(Cat(*i_ok).all())
 
         # ---- psum chains -------------------------------------------------------------------
         # The top active row (the column's output), one-hot and registered with the IDs: the

@@ -249,9 +249,6 @@ class PE(wiring.Component):
         if registered_ready:
             # the next cycle's ``busy``: an array keeps the OR over its PEs in a flip-flop
             ports["busy_next"] = Out(1)
-            # the next cycle's ifmap ``ready`` without this cycle's slot, for no word / a word
-            # taken now: an array ANDs them into its ifmap ready flip-flop
-            ports["ifmap_room"] = Out(2)
         if ws or os:
             ports.update(go=In(1), can_issue=Out(1), active=In(1))
             if registered_ready:
@@ -634,8 +631,8 @@ class PE(wiring.Component):
             # The compares of this cycle's column with the ring and tap positions (a = 0,
             # b = 0) and with the next step's tap position (b = 1, for ``can_next``) are
             # flags kept a cycle ahead -- each chosen at the end from the compares of the
-            # candidate next values by the late events -- so the look-ahead outputs that the
-            # array ANDs over its PEs (``can_next``, ``ifmap_room``) have no carry chain.
+            # candidate next values by the late events -- so the look-ahead output that the
+            # array ANDs over its PEs (``can_next``) has no carry chain.
             def ahead(name, cmp, a_next, b_next, at_reset, at_start):
                 """A flag equal to ``cmp(a, b)`` of this cycle's values: ``a_next`` and
                 ``b_next`` are the candidate next values of ``a`` (without / with a column
@@ -686,23 +683,6 @@ class PE(wiring.Component):
                 acc_n[1].eq(acc_sel[1]),
             ]
             m.d.sync += acc_q.eq(Mux(sx, acc_n[1], acc_n[0]))
-            # ``ifmap_room``: the next cycle's ``ready`` judged without this cycle's slot
-            # (as if no output step completed now; a step only ever frees ring room), bit 0
-            # if the PE takes no ifmap word now, bit 1 if it takes one. From the PE's
-            # flip-flops and local events only, so the array can AND them over the targets
-            # of the words it may offer next into its ready flip-flop: a word waiting for
-            # the ring room that a step's last slot frees in cycle t is taken in t + 2
-            # instead of t + 1.
-            # (Nor this cycle's filter word: the ring counts as closed in the cycle after a
-            # load's last filter word turns an RS or WS PE to running -- no ifmap word comes
-            # then, as the compute phase follows the filter load.)
-            in_ring_c = ((in_run & ~(row_done & row_is_last)) |
-                         (is_os & ((phase == _Phase.LOAD) | start_ev)))
-            room = [Signal(name=f"room{c}") for c in range(2)]
-            for c, sel in enumerate([acc_ab[0][0], Mux(wch_last, acc_ab[1][0], acc_ab[0][0])]):
-                m.d.comb += room[c].eq(in_ring_c & Mux(row_reset, acc_reset,
-                                                       Mux(start_ev, acc_start, sel)))
-            m.d.comb += self.ifmap_room.eq(Cat(*room))
             if self._ws or self._os:
                 # the output FIFO: a stalled last slot waits for a word to leave; otherwise
                 # the slot now in multiply stalls next if it is a last one and the FIFO will

@@ -497,7 +497,7 @@ class Accelerator(wiring.Component):
             raw = dict(data=glb_r.data, g=fl_out_g)
             if glb_rf is not None:
                 raw["data_os"] = glb_rf.data
-            fl_can, fl_out_none, fn_valid, fn, _ = _queued_network_register(
+            fl_can, fl_out_none, fn_valid, fn = _queued_network_register(
                 m, "fn", fl_valid, raw, array.filter.ready, fl_issue,
                 derive=lambda v: dict(
                     data=os_choice(v.data, v.data_os if glb_rf is not None else None), g=v.g))
@@ -598,14 +598,13 @@ class Accelerator(wiring.Component):
             with m.If(g_issue):
                 m.d.sync += o_hit.eq(array.ifmap_hits(g_s, g_h))
             # (the stage takes the block RAM's word; the lane and zero choice come after it)
-            g_can, g_none, n_valid, n, (n_next, _) = _queued_network_register(
+            g_can, g_none, n_valid, n = _queued_network_register(
                 m, "n", o_valid,
                 dict(word=glb_r.data, lane=o_lane, zero=o_zero, s=o_s, h=o_h, hit=o_hit),
                 array.ifmap.ready, g_issue,
                 derive=lambda v: dict(data=lane_value(v.word, v.lane, v.zero),
                                       s=v.s, h=v.h, hit=v.hit))
-            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"]),
-                         array.ifmap_next_hit.eq(n_next["hit"])]
+            m.d.comb += [g_adv.eq(g_can), g_empty.eq(g_none), array.ifmap_hit.eq(n["hit"])]
             m.d.sync += o_valid.eq(g_issue)
         else:
             o_data = Signal(signed(dw))
@@ -1284,9 +1283,8 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, 
     (read, in the stage, in the FIFO or the side register after it); the decision
     ``can_issue`` is a flip-flop. From a read to its word's move is four cycles, so five
     credits keep a word per cycle flowing. Returns
-    ``can_issue``, ``empty`` (no word out, the network's register empty), the register's
-    valid flag and fields by name, and the word that moves in next (fields by name, and
-    whether there is one).
+    ``can_issue``, ``empty`` (no word out, the network's register empty), and the register's
+    valid flag and fields by name.
 
     ``derive`` (optional) maps the staged ``fields`` (a view by name) to the fields the FIFO
     keeps: the stage then takes the block RAM's words as they come out (its slow output meets
@@ -1323,8 +1321,7 @@ def _queued_network_register(m, name, src_valid, fields, ready, issue, depth=5, 
     can_issue = Signal(name=f"{name}_can_issue", init=1)
     m.d.comb += out_next.eq(out + issue - moves)
     m.d.sync += [out.eq(out_next), can_issue.eq(out_next != depth)]
-    nxt = ({k: head[k] for k in fields}, side_valid | fifo.r_rdy)
-    return can_issue, (out == 0) & ~valid, valid, regs, nxt
+    return can_issue, (out == 0) & ~valid, valid, regs
 
 
 def _count_bits(bits):
