@@ -628,37 +628,12 @@ class PE(wiring.Component):
             taps_b = [xs_taps, xs_taps1]
             acc_ab = [[Signal(name=f"acc_next_{a}{b}") for b in range(2)] for a in range(2)]
             rdy_ab = [[Signal(name=f"rdy_next_{a}{b}") for b in range(2)] for a in range(2)]
-            # The compares of this cycle's column with the ring and tap positions (a = 0,
-            # b = 0) and with the next step's tap position (b = 1, for ``can_next``) are
-            # flags kept a cycle ahead -- each chosen at the end from the compares of the
-            # candidate next values by the late events -- so the look-ahead output that the
-            # array ANDs over its PEs (``can_next``) has no carry chain.
-            def ahead(name, cmp, a_next, b_next, at_reset, at_start):
-                """A flag equal to ``cmp(a, b)`` of this cycle's values: ``a_next`` and
-                ``b_next`` are the candidate next values of ``a`` (without / with a column
-                completed now) and of ``b`` (without / with an output step completed now)."""
-                flag = Signal(name=name)
-                pick = Mux(sx, Mux(cw, cmp(a_next[1], b_next[1]), cmp(a_next[0], b_next[1])),
-                           Mux(cw, cmp(a_next[1], b_next[0]), cmp(a_next[0], b_next[0])))
-                m.d.sync += flag.eq(Mux(row_reset, at_reset, Mux(start_ev, at_start, pick)))
-                return flag
-            ge = ahead("wcol_ge_taps", lambda a, b: a >= b, [wcol, wcol1], [xs_taps, xs_taps1],
-                       cfg.taps == 0, wcol >= cfg.taps)
-            ge1 = ahead("wcol_ge_taps1", lambda a, b: a >= b, [wcol, wcol1],
-                        [xs_taps1, xs_taps1 + cfg.stride], cfg.taps + cfg.stride == 0,
-                        wcol >= cfg.taps + cfg.stride)
-            lt = ahead("wcol_lt_ring", lambda a, b: a < b, [wcol, wcol1], [xs_ring, xs_ring1],
-                       cfg.ring_cols != 0, wcol < cfg.ring_cols)
-            lt1 = ahead("wcol1_lt_ring", lambda a, b: a < b, [wcol1, wcol1 + 1],
-                        [xs_ring, xs_ring1], cfg.ring_cols > 1, wcol1 < cfg.ring_cols)
             for a in range(2):
                 for b in range(2):
-                    lt_ab = [lt, lt1][a] if b == 0 else wcol_a[a] < ring_b[b]
-                    ge_ab = [ge, ge1][b] if a == 0 else wcol_a[a] >= taps_b[b]
                     m.d.comb += [
                         acc_ab[a][b].eq((~wcol_end if a == 0 else wcol1 != cfg.width) &
-                                        (x_end[b] | lt_ab)),
-                        rdy_ab[a][b].eq(~x_end[b] & ge_ab),
+                                        (x_end[b] | (wcol_a[a] < ring_b[b]))),
+                        rdy_ab[a][b].eq(~x_end[b] & (wcol_a[a] >= taps_b[b])),
                     ]
             # the next values for this cycle's slot not completing an output step (sx = 0)
             # and completing one (sx = 1: the PE is running, no row ends and none starts; an
