@@ -60,8 +60,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import (Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed,
-                          unsigned)
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -206,10 +205,10 @@ class PE(wiring.Component):
     both side by side); an array's handshakes across many PEs then start at registers.
     ``busy_next`` is the next cycle's ``busy`` (an array's OR over its PEs is a flip-flop).
 
-    Elaborated for a platform whose ``family`` is ``"ecp5"`` (the FPGA flow's, or an
-    amaranth-boards ECP5 board), the MAC is an ECP5 ``MULT18X18D`` instance that keeps the
-    filter value and the ifmap value in the DSP block's own input registers (the same
-    registers, so the same cycles; the benches simulate it with tb/ecp5_mult18x18d.v).
+    Elaborated for a platform whose ``family`` is ``"ice40"`` (the FPGA flow's, or an
+    amaranth-boards iCE40 board), the filter scratchpad has a synchronous read port (its
+    block RAM's own register); elsewhere a combinational port and a register with an
+    initial value (the same cycles).
     """
 
     def __init__(self, *, data_width: int, psum_width: int, ifmap_depth: int,
@@ -330,12 +329,7 @@ class PE(wiring.Component):
         # defined from reset on -- a sync port's data register has no initial value in the
         # Verilog, which Icarus would carry as X into a first, gated slot's product). Yosys
         # merges the register into the port (ECP5's LUT RAM or block RAM alike).
-        # On ECP5 the multiplier is a MULT18X18D with its own registers (see "multiply"):
-        # the filter read register is then the DSP's input register A, unless the filter
-        # scratchpad is block RAM (whose read port keeps its register).
         family = getattr(platform, "family", None)
-        dsp = family == "ecp5" and dw <= 18
-        dsp_a = dsp and self._filter_ram != "block"
         f_ren = Signal()
         if family == "ice40":
             # the iCE40's block RAM: a synchronous port, whose register holds no initial
@@ -346,9 +340,8 @@ class PE(wiring.Component):
         else:
             f_rd = filter_spad.read_port(domain="comb")
             f_data = Signal(signed(dw))
-            if not dsp_a:
-                with m.If(f_ren):
-                    m.d.sync += f_data.eq(f_rd.data)
+            with m.If(f_ren):
+                m.d.sync += f_data.eq(f_rd.data)
         m.submodules.ifmap_spad = ifmap_spad = Memory(
             shape=signed(dw), depth=self._ifmap_depth, init=[])
         i_wr = ifmap_spad.write_port()
@@ -605,9 +598,8 @@ class PE(wiring.Component):
                         if rr:
                             m.d.sync += fw_last.eq(filter_words_m1 == 0)
             m.d.sync += [first1.eq(k == 0), last1.eq(last_k), f1.eq(f), zero1.eq(zero0)]
-            if not dsp:                 # (else the DSP's input register B)
-                with m.If(first_f):
-                    m.d.sync += i1.eq(i_rd.data)
+            with m.If(first_f):
+                m.d.sync += i1.eq(i_rd.data)
         with m.If(~stall):
             m.d.sync += v1.eq(issue)
 
@@ -705,40 +697,8 @@ class PE(wiring.Component):
         with m.If(~stall):
             m.d.sync += [v2.eq(v1), f2.eq(f1), first2.eq(first1), last2.eq(last1),
                          zero2.eq(zero1), w2.eq(w2_n)]
-        if not dsp:
-            with m.If(~stall):
-                m.d.sync += prod2.eq(f_data * i1)
-        else:
-            # The operand registers inside the DSP block (ECP5 MULT18X18D, both operands
-            # signed): input A the filter value read (CE0; outside, in the block RAM's read
-            # port, when the scratchpad is block RAM), input B the ifmap value i1 (CE1, loaded
-            # with the first filter's slot); no wire runs between them and the multiplier, and
-            # neither has a reset (data registers whose values matter only behind a valid
-            # bit). The product register prod2 stays in the fabric, beside the accumulator's
-            # adder: as the DSP's output register its route to the adder (the placer cannot
-            # bring the adder next to a DSP column) was tiny's critical path.
-            def ext(v):
-                return Cat(v, v[-1].replicate(18 - len(v)))
-            a_in = ext(f_rd.data if dsp_a else f_data)
-            b_in = ext(i_rd.data)
-            p_out = Signal(36)
-            ports = {"i_CLK0": ClockSignal(), "i_CE0": f_ren, "i_CE1": issue & first_f,
-                     "i_CE2": Const(0), "i_CE3": Const(0), "i_SIGNEDA": Const(1),
-                     "i_SIGNEDB": Const(1), "i_SOURCEA": Const(0), "i_SOURCEB": Const(0)}
-            for n in range(4):
-                ports[f"i_RST{n}"] = Const(0)
-            for n in range(18):
-                ports[f"i_A{n}"], ports[f"i_B{n}"], ports[f"i_C{n}"] = (
-                    a_in[n], b_in[n], Const(0))
-            for n in range(36):
-                ports[f"o_P{n}"] = p_out[n]
-            m.submodules.mac = Instance(
-                "MULT18X18D",
-                p_REG_INPUTA_CLK="CLK0" if dsp_a else "NONE", p_REG_INPUTA_CE="CE0",
-                p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE1",
-                p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
-            with m.If(~stall):
-                m.d.sync += prod2.eq(p_out[:2 * dw])
+        with m.If(~stall):
+            m.d.sync += prod2.eq(f_data * i1)
 
         # ---- accumulate --------------------------------------------------------------------
         total = Signal(signed(pw))
