@@ -174,9 +174,9 @@ def harness_verilog(params: AcceleratorParams, family: str = "ecp5",
 @dataclass(frozen=True)
 class Device:
     """The ``platform`` the flow elaborates the design for: the device family, from which the
-    gateware chooses its FPGA primitives (on ``"ecp5"`` each PE's MAC is a ``MULT18X18D``
-    with its own registers, see :class:`hw.pe.PE`). Amaranth's vendor platforms have the
-    same ``family`` attribute."""
+    gateware chooses how to meet the device (on ``"ice40"`` each PE's filter scratchpad keeps
+    a synchronous read port for the block RAM, see :class:`hw.pe.PE`). Amaranth's vendor
+    platforms have the same ``family`` attribute."""
     family: str
 
 

@@ -32,8 +32,9 @@ Timing: with ``params.registered_networks`` (more than two PEs) every PE present
 ``ready`` from a flip-flop (computed a cycle ahead, see the PE's ``registered_ready``), so the
 array-wide AND of the ifmap handshake starts at registers. The lockstep ``go`` is a
 flip-flop: the AND over the PEs of ``can_next`` (the next cycle's ``can_issue`` judged
-without this cycle's ifmap word), so gathering the PEs' flags and sending ``go`` to every PE
-are two cycles, not one; a step that waited for a word starts a cycle later than with the
+without this cycle's ifmap and filter words), so gathering the PEs' flags and sending ``go`` to every PE
+are two cycles, not one; a step that waited for a word (or an OS filter reload) starts a
+cycle later than with the
 combinational AND (gen.perf's WS/OS replays add that cycle), back-to-back steps do not.
 ``busy`` is a flip-flop, the OR of the PEs' next ``busy``. The PEs' configuration comes from a
 register of the array's (programmed a cycle before ``start``), a skid buffer between two rows
@@ -310,7 +311,7 @@ class PEArray(wiring.Component):
         if "ws" in p.dataflows or "os" in p.dataflows:
             if regd:
                 # a flip-flop (a copy per PE row): the AND over the PEs of their next
-                # ``can_issue`` judged without this cycle's ifmap word (``can_next``), so the
+                # ``can_issue`` judged without this cycle's ifmap and filter words, so the
                 # AND and the wires to every PE are in different cycles (a step that waited
                 # for a word starts a cycle later)
                 gos = [Signal(name=f"go_r{r}", attrs={REPLICA_ATTR: 1}) for r in range(rows)]

@@ -696,9 +696,7 @@ class PE(wiring.Component):
         w2_n = v1 & ~is_ws & ~last1 & (first1 | ~zero1)
         with m.If(~stall):
             m.d.sync += [v2.eq(v1), f2.eq(f1), first2.eq(first1), last2.eq(last1),
-                         zero2.eq(zero1), w2.eq(w2_n)]
-        with m.If(~stall):
-            m.d.sync += prod2.eq(f_data * i1)
+                         zero2.eq(zero1), prod2.eq(f_data * i1), w2.eq(w2_n)]
 
         # ---- accumulate --------------------------------------------------------------------
         total = Signal(signed(pw))
