@@ -32,10 +32,10 @@ Timing: with ``params.registered_networks`` (more than two PEs) every PE present
 ``ready`` from a flip-flop (computed a cycle ahead, see the PE's ``registered_ready``), so the
 array-wide AND of the ifmap handshake starts at registers. The lockstep ``go`` is a
 flip-flop: the AND over the PEs of ``can_next`` (the next cycle's ``can_issue`` judged
-without this cycle's ifmap and filter words), so gathering the PEs' flags and sending ``go`` to every PE
-are two cycles, not one; a step that waited for a word (or an OS filter reload) starts a
-cycle later than with the
-combinational AND (gen.perf's WS/OS replays add that cycle), back-to-back steps do not.
+without this cycle's ifmap and filter words), so gathering the PEs' flags and sending ``go``
+to every PE are two cycles, not one; a step that waited for a word (or an OS filter reload)
+starts a cycle later than with the combinational AND (gen.perf's WS/OS replays add that
+cycle), back-to-back steps do not.
 ``busy`` is a flip-flop, the OR of the PEs' next ``busy``. The PEs' configuration comes from a
 register of the array's (programmed a cycle before ``start``), a skid buffer between two rows
 makes each row's psum ``ready`` a flip-flop (no ready path down a column), and the column's
