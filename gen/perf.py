@@ -165,10 +165,11 @@ def compute_cycles(d: PassDescriptor, ifmap_depth: int, lanes: int = 1,
     args = (d.taps, d.chans, d.filters, d.stride, d.vgroups, d.filt_rows, d.ncols,
             d.padded_width, d.out_width, d.nrows, ring_cols(d.pe_chans, ifmap_depth),
             ifmap_start(registered))
+    lag = int(registered)           # the lockstep ``go`` is a flip-flop (see the replays)
     if d.is_ws:
-        return _compute_timing_ws(*args, int(registered))
+        return _compute_timing_ws(*args, lag)
     if d.is_os:
-        return _compute_timing_os(*args, lanes, int(registered))
+        return _compute_timing_os(*args, lanes, lag)
     return _compute_timing(*args)
 
 

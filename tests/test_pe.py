@@ -187,7 +187,7 @@ def test_registered_ready_is_the_same_pe_cycle_for_cycle(mode, seed):
             for pe in (twins.plain, twins.regd):
                 ctx.set(pe.start, 0)
             n = 0
-            promise = None      # last cycle's ``can_next``, and whether an ifmap word was taken
+            promise = None      # last cycle's ``can_next``; whether an ifmap or filter word came
             while ctx.get(twins.plain.busy) or ctx.get(twins.regd.busy):
                 values = dict(fv=r.random() < prob, iv=r.random() < prob,
                               pv=r.random() < prob, pr=r.random() < prob / 2,
